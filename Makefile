@@ -1,0 +1,127 @@
+# labgw — top-level build. `make help` lists the targets.
+#
+# Out-of-tree: everything lands in $(BUILD) (default build/). `make asan`
+# uses build-asan/ with AddressSanitizer + UndefinedBehaviorSanitizer.
+
+BUILD ?= build
+PREFIX ?= /usr
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+VERSION := $(shell cat VERSION)
+PYTHON ?= /usr/bin/python3
+
+CC ?= cc
+PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-truncation -Wno-unused-parameter
+OPT ?= -O2 -g
+SAN ?=
+CPPFLAGS_ALL := -Idaemon -Idaemon/include -D_GNU_SOURCE -DLABGW_VERSION='"$(VERSION)"' \
+	-DLABGW_PLUGIN_DIR='"$(PREFIX)/lib/labgw/plugins"' \
+	-DLABGW_WEB_ROOT='"$(PREFIX)/share/labgw/web"'
+CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -fno-common $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+
+# The daemon: everything in daemon/ but main.c goes into a static library so
+# that unit tests link the same objects.
+DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
+LIBDAEMON := $(BUILD)/liblabgwd.a
+
+# Radio modules: one .so per folder under plugins/ (not shared/), built from
+# the folder's .c files plus the pure helpers it lists in <name>_SHARED.
+PLUGINS := sim
+sim_SHARED := plugins/shared/lorawan_crypto.c
+PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
+PIC_FLAGS := -fPIC -fvisibility=hidden
+
+# Plugin-host test modules (tests/unit/modules/*.c → build/tests/modules/*.so)
+TEST_MODULES := $(patsubst tests/unit/modules/%.c,$(BUILD)/tests/modules/%.so,$(wildcard tests/unit/modules/*.c))
+
+# Unit tests: tests/unit/test_<name>.c → build/tests/test_<name>. Pure plugin
+# code a test needs is named in test_<name>_EXTRA.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
+test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
+
+.PHONY: all help deps check check-unit check-integration run asan fmt fmt-check install clean
+
+all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS)
+
+help:
+	@echo "make            build labgwd, radio modules and tests into $(BUILD)/"
+	@echo "make run        run labgwd with simulated radios and a private broker"
+	@echo "make check      install missing packages, build, run every test suite"
+	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
+	@echo "make deps       install the Debian packages the build and tests need"
+	@echo "make fmt        format the C sources with clang-format"
+	@echo "make install    install under DESTDIR/PREFIX (default /usr)"
+
+deps:
+	@tools/deps.sh
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PIC_FLAGS) -MMD -MP -c $< -o $@
+
+$(LIBDAEMON): $(DAEMON_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/labgwd: $(BUILD)/obj/daemon/main.o $(LIBDAEMON)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lm
+
+.SECONDEXPANSION:
+$(BUILD)/plugins/%.so: $$(patsubst %.c,$(BUILD)/pic/%.o,$$(wildcard plugins/$$*/*.c) $$($$*_SHARED))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -shared -Wl,-z,defs -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/modules/%.so: $(BUILD)/pic/tests/unit/modules/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -shared -o $@ $^
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(test_$$*_EXTRA)) $(LIBDAEMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lcmocka -ldl -lm
+
+check: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory check-unit check-integration
+
+check-unit: all
+	@tools/run-unit.sh $(BUILD)
+
+check-integration: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tools/run.sh $(BUILD)
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit check-integration
+
+fmt:
+	clang-format -i $(wildcard daemon/*.c daemon/*.h daemon/include/labgw/*.h plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/unit/modules/*.c tools/*.c)
+
+install: $(BUILD)/labgwd $(PLUGIN_SOS)
+	install -D -m 0755 $(BUILD)/labgwd $(DESTDIR)$(PREFIX)/sbin/labgwd
+	install -d $(DESTDIR)$(PREFIX)/lib/labgw/plugins
+	install -m 0644 $(PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/labgw/plugins/
+	install -D -m 0644 daemon/include/labgw/plugin.h $(DESTDIR)$(PREFIX)/include/labgw/plugin.h
+	install -d $(DESTDIR)$(PREFIX)/share/labgw/web
+	cp -R web/. $(DESTDIR)$(PREFIX)/share/labgw/web/
+	install -D -m 0644 etc/labgw.conf $(DESTDIR)$(SYSCONFDIR)/labgw/labgw.conf
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,276 @@
+#include "frame.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct frame *frame_new(const char *gw, const char *radio, enum labgw_tech tech, const char *type)
+{
+	if (strlen(gw) > FRAME_ID_MAX || strlen(radio) > FRAME_ID_MAX || !frame_type_valid(type))
+		return NULL;
+	struct frame *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->refcnt = 1;
+	f->tech = tech;
+	strcpy(f->gw, gw);
+	strcpy(f->radio, radio);
+	strcpy(f->type, type);
+	return f;
+}
+
+struct frame *frame_ref(struct frame *f)
+{
+	f->refcnt++;
+	return f;
+}
+
+void frame_unref(struct frame *f)
+{
+	if (!f || --f->refcnt > 0)
+		return;
+	json_decref(f->sig);
+	json_decref(f->data);
+	free(f->payload);
+	free(f->json);
+	free(f);
+}
+
+bool frame_dev_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		unsigned char c = (unsigned char)s[n];
+		if (c <= 0x20 || c >= 0x7f || c == '/' || c == '+' || c == '#')
+			return false;
+	}
+	return n > 0 && n < FRAME_DEV_MAX;
+}
+
+bool frame_type_valid(const char *s)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_'))
+			return false;
+	}
+	return n > 0 && n < FRAME_TYPE_MAX;
+}
+
+int frame_set_dev(struct frame *f, const char *dev_id, bool claimed)
+{
+	if (f->sealed || !frame_dev_valid(dev_id))
+		return -EINVAL;
+	strcpy(f->dev, dev_id);
+	f->has_dev = true;
+	f->claimed = claimed;
+	return 0;
+}
+
+int frame_set_payload(struct frame *f, const void *data, size_t len)
+{
+	if (f->sealed)
+		return -EINVAL;
+	if (len > FRAME_PAYLOAD_MAX)
+		return -E2BIG;
+	unsigned char *p = NULL;
+	if (len) {
+		p = malloc(len);
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, data, len);
+	}
+	free(f->payload);
+	f->payload = p;
+	f->payload_len = len;
+	return 0;
+}
+
+static json_t **section_slot(struct frame *f, enum labgw_section s)
+{
+	switch (s) {
+	case LABGW_SIG:
+		return &f->sig;
+	case LABGW_DATA:
+		return &f->data;
+	}
+	return NULL;
+}
+
+json_t *frame_section(const struct frame *f, enum labgw_section s)
+{
+	return section_slot((struct frame *)f, s) ? *section_slot((struct frame *)f, s) : NULL;
+}
+
+/* Walk `path` in the section, creating objects; returns the parent object
+ * and the last key in `leaf`. */
+static json_t *walk(struct frame *f, enum labgw_section s, const char *path, char leaf[64])
+{
+	json_t **slot = section_slot(f, s);
+	if (!slot)
+		return NULL;
+	if (!*slot && !(*slot = json_object()))
+		return NULL;
+	json_t *obj = *slot;
+	const char *p = path;
+	for (;;) {
+		size_t n = strcspn(p, ".");
+		if (n == 0 || n > 63)
+			return NULL;
+		for (size_t i = 0; i < n; i++) {
+			char c = p[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+				return NULL;
+		}
+		memcpy(leaf, p, n);
+		leaf[n] = '\0';
+		if (!p[n])
+			return obj;
+		json_t *child = json_object_get(obj, leaf);
+		if (!child) {
+			child = json_object();
+			if (!child || json_object_set_new(obj, leaf, child) < 0)
+				return NULL;
+		} else if (!json_is_object(child)) {
+			return NULL;
+		}
+		obj = child;
+		p += n + 1;
+	}
+}
+
+int frame_set(struct frame *f, enum labgw_section s, const char *path, json_t *v)
+{
+	char leaf[64];
+	json_t *obj = (!f->sealed && v) ? walk(f, s, path, leaf) : NULL;
+	if (!obj) {
+		json_decref(v);
+		return v ? -EINVAL : -ENOMEM;
+	}
+	return json_object_set_new(obj, leaf, v) < 0 ? -ENOMEM : 0;
+}
+
+int frame_append(struct frame *f, enum labgw_section s, const char *path, json_t *v)
+{
+	char leaf[64];
+	json_t *obj = (!f->sealed && v) ? walk(f, s, path, leaf) : NULL;
+	if (!obj) {
+		json_decref(v);
+		return v ? -EINVAL : -ENOMEM;
+	}
+	json_t *arr = json_object_get(obj, leaf);
+	if (!arr) {
+		arr = json_array();
+		if (!arr || json_object_set_new(obj, leaf, arr) < 0) {
+			json_decref(v);
+			return -ENOMEM;
+		}
+	} else if (!json_is_array(arr)) {
+		json_decref(v);
+		return -EINVAL;
+	}
+	return json_array_append_new(arr, v) < 0 ? -ENOMEM : 0;
+}
+
+const char *frame_tech_name(enum labgw_tech tech)
+{
+	switch (tech) {
+	case LABGW_TECH_NONE:
+		return "";
+	case LABGW_TECH_BLE:
+		return "ble";
+	case LABGW_TECH_WLAN:
+		return "wlan";
+	case LABGW_TECH_LORAWAN:
+		return "lorawan";
+	case LABGW_TECH_CELLULAR:
+		return "cellular";
+	}
+	return "";
+}
+
+enum labgw_tech frame_tech_parse(const char *s)
+{
+	static const enum labgw_tech all[] = {LABGW_TECH_BLE, LABGW_TECH_WLAN, LABGW_TECH_LORAWAN,
+					      LABGW_TECH_CELLULAR};
+	for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+		if (!strcmp(s, frame_tech_name(all[i])))
+			return all[i];
+	return LABGW_TECH_NONE;
+}
+
+static void append_object(struct strbuf *sb, const char *key, const json_t *obj)
+{
+	if (!obj || !json_object_size(obj))
+		return;
+	strbuf_printf(sb, ",\"%s\":", key);
+	if (sb->failed)
+		return;
+	size_t room = sb->cap - sb->len - 1;
+	size_t need = json_dumpb(obj, sb->buf + sb->len, room, JSON_COMPACT);
+	if (need == 0) {
+		sb->failed = true;
+		return;
+	}
+	if (need > room) {
+		if (!strbuf_reserve(sb, need))
+			return;
+		json_dumpb(obj, sb->buf + sb->len, need, JSON_COMPACT);
+	}
+	sb->len += need;
+	sb->buf[sb->len] = '\0';
+}
+
+int frame_seal(struct frame *f, uint64_t seq, uint64_t time_us)
+{
+	if (f->sealed)
+		return -EINVAL;
+	f->seq = seq;
+	f->time_us = time_us;
+	snprintf(f->id, sizeof(f->id), "%s-%016llx", f->gw, (unsigned long long)seq);
+	char tbuf[32];
+	time_format_us(time_us, tbuf);
+
+	struct strbuf sb;
+	strbuf_init(&sb, 256 + f->payload_len * 4 / 3);
+	strbuf_printf(&sb, "{\"v\":1,\"id\":\"%s\",\"time\":\"%s\",\"gw\":\"%s\"", f->id, tbuf,
+		      f->gw);
+	if (f->tech != LABGW_TECH_NONE)
+		strbuf_printf(&sb, ",\"tech\":\"%s\"", frame_tech_name(f->tech));
+	if (f->radio[0])
+		strbuf_printf(&sb, ",\"radio\":\"%s\"", f->radio);
+	strbuf_printf(&sb, ",\"type\":\"%s\"", f->type);
+	if (f->has_dev) {
+		strbuf_puts(&sb, ",\"dev\":{\"id\":");
+		strbuf_json_str(&sb, f->dev);
+		strbuf_printf(&sb, ",\"claimed\":%s}", f->claimed ? "true" : "false");
+	}
+	append_object(&sb, "sig", f->sig);
+	if (f->payload) {
+		char *b64 = malloc(base64_encoded_len(f->payload_len) + 1);
+		if (!b64) {
+			strbuf_release(&sb);
+			return -ENOMEM;
+		}
+		base64_encode(f->payload, f->payload_len, b64);
+		strbuf_printf(&sb, ",\"payload\":\"%s\"", b64);
+		free(b64);
+	}
+	append_object(&sb, "data", f->data);
+	strbuf_append(&sb, "}", 1);
+	if (sb.failed) {
+		strbuf_release(&sb);
+		return -ENOMEM;
+	}
+	if (sb.len > FRAME_JSON_MAX) {
+		strbuf_release(&sb);
+		return -E2BIG;
+	}
+	f->json = strbuf_steal(&sb, &f->json_len);
+	f->sealed = true;
+	return 0;
+}

@@ -1,0 +1,454 @@
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libwebsockets.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "metrics.h"
+#include "util.h"
+#include "ws.h"
+
+#define URL_MAX 1024
+
+/* Headers on every page we serve (issue 11 extends them with TLS ones). */
+static const char security_headers[] =
+	"content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
+	"img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
+	"base-uri 'none'; form-action 'self'\x0d\x0a"
+	"x-content-type-options: nosniff\x0d\x0a"
+	"x-frame-options: DENY\x0d\x0a"
+	"referrer-policy: no-referrer\x0d\x0a";
+
+struct http_server {
+	struct labgwd *d;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	int port;
+	lws_retry_bo_t retry;
+	struct ws_session *sessions;
+	struct http_stats stats;
+	bool shutting_down;
+	uv_timer_t drain; /* shutdown: wait for close frames, then destroy */
+	uint64_t drain_deadline;
+};
+
+/* per HTTP transaction */
+struct http_pss {
+	unsigned char *body; /* LWS_PRE headroom, then the body */
+	size_t len, sent;
+};
+
+struct labgwd *http__daemon(struct http_server *s)
+{
+	return s->d;
+}
+
+struct http_stats *http__stats(struct http_server *s)
+{
+	return &s->stats;
+}
+
+struct ws_session **http__sessions(struct http_server *s)
+{
+	return &s->sessions;
+}
+
+static void lws_log(int level, const char *line)
+{
+	char buf[512];
+	size_t n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	/* lws prefixes a timestamp; drop it, ours has one */
+	const char *p = line;
+	if (*p == '[') {
+		const char *rb = strchr(p, ']');
+		if (rb && (size_t)(rb - line) < n) {
+			p = rb + 1;
+			while (*p == ' ')
+				p++;
+		}
+	}
+	snprintf(buf, sizeof(buf), "%.*s", (int)(n - (size_t)(p - line)), p);
+	log_msg(level & LLL_ERR ? LOG_LVL_ERROR :
+		level & LLL_WARN ? LOG_LVL_WARNING :
+				   LOG_LVL_DEBUG,
+		"libwebsockets: %s", buf);
+}
+
+/* Start a response with a body; it is written on HTTP_WRITEABLE. */
+static int respond(struct lws *wsi, struct http_pss *pss, unsigned status, const char *ctype,
+		   const char *body, size_t len, const char *extra)
+{
+	unsigned char hdr[LWS_PRE + 2048];
+	unsigned char *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+	free(pss->body);
+	pss->body = malloc(LWS_PRE + len + 1);
+	if (!pss->body)
+		return -1;
+	memcpy(pss->body + LWS_PRE, body, len);
+	pss->len = len;
+	pss->sent = 0;
+	if (lws_add_http_common_headers(wsi, status, ctype, (lws_filepos_t)len, &p, end))
+		return -1;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if (extra) {
+		size_t el = strlen(extra);
+		if ((size_t)(end - p) < el)
+			return -1;
+		memcpy(p, extra, el);
+		p += el;
+	}
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int respond_problem(struct lws *wsi, struct http_pss *pss, unsigned status,
+			   const char *code, const char *detail)
+{
+	json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", code, "status",
+			      (int)status, "code", code);
+	json_t *dj = json_string(detail);
+	json_object_set_new(o, "detail", dj ? dj : json_string("(detail not UTF-8)"));
+	char *txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!txt)
+		return -1;
+	int rc = respond(wsi, pss, status, "application/problem+json", txt, strlen(txt),
+			 security_headers);
+	free(txt);
+	return rc;
+}
+
+static const char *mime_of(const char *path)
+{
+	static const struct {
+		const char *ext, *type;
+	} types[] = {
+		{".html", "text/html; charset=utf-8"},
+		{".js", "text/javascript; charset=utf-8"},
+		{".mjs", "text/javascript; charset=utf-8"},
+		{".css", "text/css; charset=utf-8"},
+		{".json", "application/json"},
+		{".svg", "image/svg+xml"},
+		{".png", "image/png"},
+		{".ico", "image/x-icon"},
+		{".woff2", "font/woff2"},
+		{".txt", "text/plain; charset=utf-8"},
+		{".md", "text/markdown; charset=utf-8"},
+		{".yaml", "application/yaml"},
+	};
+	const char *dot = strrchr(path, '.');
+	if (dot && !strchr(dot, '/'))
+		for (size_t i = 0; i < ARRAY_SIZE(types); i++)
+			if (!strcmp(dot, types[i].ext))
+				return types[i].type;
+	return "application/octet-stream";
+}
+
+/* Map a URL path under web_root; NULL for anything that could escape it. */
+static bool static_path(const char *root, const char *url, char *out, size_t outlen)
+{
+	if (url[0] != '/' || strstr(url, "/.") || strchr(url, '\\'))
+		return false; /* no "..", no hidden files */
+	int n = snprintf(out, outlen, "%s%s", root, url);
+	if (n < 0 || (size_t)n >= outlen - 16)
+		return false;
+	struct stat st;
+	if (stat(out, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (out[n - 1] != '/')
+			strcat(out, "/");
+		strcat(out, "index.html");
+	}
+	return true;
+}
+
+static int serve_static(struct http_server *srv, struct lws *wsi, struct http_pss *pss,
+			const char *url)
+{
+	char path[4096];
+	if (!static_path(srv->d->cfg->web_root, url, path, sizeof(path)))
+		return respond_problem(wsi, pss, 404, "NOT_FOUND", "no such page");
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return respond_problem(wsi, pss, 404, "NOT_FOUND", "no such page");
+	int rc = lws_serve_http_file(wsi, path, mime_of(path), security_headers,
+				     (int)strlen(security_headers));
+	if (rc < 0)
+		return -1;
+	if (rc > 0 && lws_http_transaction_completed(wsi))
+		return -1;
+	return 0;
+}
+
+static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *pss,
+		   const char *url)
+{
+	srv->stats.http_requests++;
+	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+	if (!get && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+		get = true;
+	if (!get)
+		return respond_problem(wsi, pss, 405, "BAD_REQUEST",
+				       "only GET is served here (REST comes with the sandbox API)");
+	if (!strcmp(url, "/healthz")) {
+		const char *body = srv->shutting_down ? "{\"status\":\"stopping\"}\n" :
+							"{\"status\":\"ok\"}\n";
+		return respond(wsi, pss, srv->shutting_down ? 503 : 200, "application/json", body,
+			       strlen(body), NULL);
+	}
+	if (!strcmp(url, "/metrics")) {
+		size_t len;
+		char *txt = metrics_render(srv->d, &len);
+		if (!txt)
+			return respond_problem(wsi, pss, 500, "INTERNAL", "out of memory");
+		int rc = respond(wsi, pss, 200, "text/plain; version=0.0.4; charset=utf-8", txt,
+				 len, NULL);
+		free(txt);
+		return rc;
+	}
+	if (!strcmp(url, WS_PATH))
+		return respond_problem(wsi, pss, 400, "BAD_REQUEST",
+				       "this is the WebSocket API: connect with subprotocol "
+				       "labgw.v1");
+	if (!strncmp(url, "/api/", 5))
+		return respond_problem(wsi, pss, 404, "NOT_FOUND", "no such API endpoint");
+	return serve_static(srv, wsi, pss, url);
+}
+
+static bool host_origin_matches(struct lws *wsi, const char *origin)
+{
+	char host[256];
+	if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0)
+		return false;
+	const char *o = origin;
+	if (!strncmp(o, "http://", 7))
+		o += 7;
+	else if (!strncmp(o, "https://", 8))
+		o += 8;
+	else
+		return false;
+	return !strcasecmp(o, host);
+}
+
+static bool origin_allowed(struct http_server *srv, struct lws *wsi)
+{
+	char origin[256];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (n <= 0)
+		return true; /* not a browser */
+	if (n >= (int)sizeof(origin) ||
+	    lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+		return false;
+	if (host_origin_matches(wsi, origin))
+		return true;
+	const char *list = srv->d->cfg->allowed_origins;
+	size_t ol = strlen(origin);
+	for (const char *p = list; *p;) {
+		while (*p == ' ')
+			p++;
+		size_t wl = strcspn(p, " ");
+		if (wl == 1 && *p == '*')
+			return true;
+		if (wl == ol && !strncasecmp(p, origin, ol))
+			return true;
+		p += wl;
+	}
+	return false;
+}
+
+/* 0 lets the upgrade proceed; > 0 means we answered with an HTTP error. */
+static int confirm_upgrade(struct http_server *srv, struct lws *wsi, const char *to)
+{
+	char url[URL_MAX], proto[256];
+	const char *why = NULL;
+	unsigned status = 400;
+	if (lws_hdr_copy(wsi, url, sizeof(url), WSI_TOKEN_GET_URI) <= 0 || strcmp(url, WS_PATH)) {
+		status = 404;
+		why = "WebSocket endpoint is " WS_PATH;
+	} else if (strcasecmp(to, "websocket")) {
+		why = "only WebSocket upgrades are served";
+	} else if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) <= 0 ||
+		   !strstr(proto, WS_PROTOCOL_NAME)) {
+		why = "subprotocol " WS_PROTOCOL_NAME " required (Sec-WebSocket-Protocol)";
+	} else if (!origin_allowed(srv, wsi)) {
+		status = 403;
+		why = "Origin not allowed ([http] allowed_origins)";
+	} else if (srv->shutting_down) {
+		status = 503;
+		why = "gateway shutting down";
+	} else if (srv->stats.sessions >= (uint64_t)srv->d->cfg->http_max_sessions) {
+		status = 503;
+		why = "too many WebSocket sessions ([http] max_sessions)";
+	}
+	if (!why)
+		return 0;
+	srv->stats.sessions_refused++;
+	log_info("websocket upgrade refused (%u): %s", status, why);
+	lws_return_http_status(wsi, status, why);
+	return 1;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	struct http_pss *pss = user;
+	struct http_server *srv = lws_context_user(lws_get_context(wsi));
+	switch (reason) {
+	case LWS_CALLBACK_HTTP: {
+		char url[URL_MAX];
+		snprintf(url, sizeof(url), "%.*s", (int)(len < URL_MAX ? len : URL_MAX - 1),
+			 (const char *)in);
+		if (!in || !len)
+			snprintf(url, sizeof(url), "/");
+		return on_http(srv, wsi, pss, url);
+	}
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		if (!pss->body)
+			return 0;
+		size_t chunk = pss->len - pss->sent;
+		if (chunk > 16384)
+			chunk = 16384;
+		bool last = pss->sent + chunk == pss->len;
+		/* the bytes before the chunk are sent already: lws may use them
+		 * as its LWS_PRE headroom */
+		int n = lws_write(wsi, pss->body + LWS_PRE + pss->sent, chunk,
+				  last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+		if (n < (int)chunk)
+			return -1;
+		pss->sent += chunk;
+		if (!last) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		free(pss->body);
+		pss->body = NULL;
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
+	}
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(srv, wsi, in ? (const char *)in : "");
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss) {
+			free(pss->body);
+			pss->body = NULL;
+		}
+		return 0;
+	default:
+		return lws_callback_http_dummy(wsi, reason, user, in, len);
+	}
+}
+
+static const struct lws_protocols protocols[] = {
+	{"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
+	{WS_PROTOCOL_NAME, ws_callback, sizeof(void *), 4096, 0, NULL, 0},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+struct http_server *http_server_new(struct labgwd *d)
+{
+	const struct config *cfg = d->cfg;
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->d = d;
+	lws_set_log_level(LLL_ERR | LLL_WARN | (log_get_level() >= LOG_LVL_DEBUG ? LLL_NOTICE : 0),
+			  lws_log);
+	uint64_t idle_s = cfg->ws_idle_timeout_ms / 1000;
+	srv->retry.secs_since_valid_ping = (uint16_t)(idle_s / 2 ? idle_s / 2 : 1);
+	srv->retry.secs_since_valid_hangup = (uint16_t)(idle_s > 65535 ? 65535 : idle_s);
+
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	void *loops[1] = {d->loop};
+	info.foreign_loops = loops;
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+		       LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+	bool any = !strcmp(cfg->http_host, "0.0.0.0") || !strcmp(cfg->http_host, "::") ||
+		   !cfg->http_host[0];
+	if (!strchr(cfg->http_host, ':') && strcmp(cfg->http_host, "::"))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.iface = any ? NULL : cfg->http_host;
+	info.port = cfg->http_port;
+	info.protocols = protocols;
+	info.user = srv;
+	info.pcontext = &srv->ctx;
+	info.retry_and_idle_policy = &srv->retry;
+	info.server_string = "labgwd";
+	info.timeout_secs = 20;
+	info.max_http_header_data = 8192;
+	srv->ctx = lws_create_context(&info);
+	if (!srv->ctx) {
+		log_error("cannot serve HTTP on %s:%d (address in use, or not an address of this "
+			  "machine?)",
+			  cfg->http_host, cfg->http_port);
+		free(srv);
+		return NULL;
+	}
+	srv->vh = lws_get_vhost_by_name(srv->ctx, "default");
+	srv->port = srv->vh ? lws_get_vhost_listen_port(srv->vh) : cfg->http_port;
+	return srv;
+}
+
+int http_server_port(const struct http_server *s)
+{
+	return s->port;
+}
+
+void http_server_get_stats(const struct http_server *s, struct http_stats *st)
+{
+	*st = s->stats;
+	st->ws_dropped += ws_live_dropped((struct http_server *)s);
+}
+
+static void drain_cb(uv_timer_t *t)
+{
+	struct http_server *s = container_of(t, struct http_server, drain);
+	if (s->sessions && uv_now(t->loop) < s->drain_deadline)
+		return;
+	uv_timer_stop(t);
+	uv_close((uv_handle_t *)t, NULL);
+	/* lws closes what is left and frees itself as its handles close in
+	 * the loop; s->ctx becomes NULL then */
+	lws_context_destroy(s->ctx);
+}
+
+void http_server_shutdown(struct http_server *s)
+{
+	if (!s || s->shutting_down)
+		return;
+	s->shutting_down = true;
+	/* sessions get their 1001 close frame before the context goes */
+	ws_close_all(s);
+	uv_timer_init(s->d->loop, &s->drain);
+	s->drain_deadline = uv_now(s->d->loop) + 500;
+	uv_timer_start(&s->drain, drain_cb, 0, 20);
+}
+
+void http_server_finish(struct http_server *s)
+{
+	/* with a foreign loop, lws completes its destruction in a second call
+	 * once the loop has stopped; its last handles close in the next run */
+	if (s && s->ctx)
+		lws_context_destroy(s->ctx);
+}
+
+void http_server_free(struct http_server *s)
+{
+	if (!s)
+		return;
+	if (s->ctx)
+		log_error("internal: HTTP server freed before libwebsockets finished");
+	free(s);
+}

@@ -1,0 +1,434 @@
+#include "mqtt.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "log.h"
+#include "policy.h"
+#include "router.h"
+#include "topic.h"
+#include "util.h"
+
+/* Messages handed to libmosquitto and not yet written (QoS 0) or
+ * acknowledged (QoS 1). Bounds libmosquitto's own queue. */
+#define MAX_INFLIGHT 512
+/* Messages published per loop iteration, so one busy link never starves
+ * the rest of the loop. */
+#define DRAIN_BATCH 256
+#define REQUEST_MAX (64 * 1024)
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 10000
+
+struct mqtt_bridge {
+	struct labgwd *d;
+	struct mosquitto *mosq;
+	char *host;
+	int port;
+	uv_poll_t *poll; /* freed in its close callback */
+	int poll_fd;
+	int poll_events;
+	uv_timer_t misc;      /* keepalive, every second */
+	uv_timer_t reconnect; /* backoff */
+	uv_idle_t drain;      /* publishes queued messages, next loop turn */
+	uint64_t backoff_ms;
+	bool connected;
+	bool shutting_down;
+	struct bus_sub *sub;
+	unsigned inflight;
+	struct mqtt_stats st;
+	char topic_req_tx[256];
+	char state_topic[128];
+};
+
+static void poll_close_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void schedule_reconnect(struct mqtt_bridge *b);
+static void sync_poll(struct mqtt_bridge *b);
+
+static void link_down(struct mqtt_bridge *b, const char *why)
+{
+	if (b->poll) {
+		uv_close((uv_handle_t *)b->poll, poll_close_cb);
+		b->poll = NULL;
+		b->poll_fd = -1;
+	}
+	uv_idle_stop(&b->drain);
+	b->inflight = 0;
+	if (b->connected) {
+		b->connected = false;
+		b->st.disconnects++;
+		log_warning("mqtt: connection to %s:%d lost (%s); reconnecting", b->host, b->port,
+			    why);
+	}
+	if (!b->shutting_down)
+		schedule_reconnect(b);
+}
+
+/* After every libmosquitto call: follow its socket and its wish to write. */
+static void after_call(struct mqtt_bridge *b, int rc, const char *what)
+{
+	int fd = mosquitto_socket(b->mosq);
+	if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN) {
+		log_debug("mqtt: %s: %s", what, mosquitto_strerror(rc));
+	}
+	if (fd < 0 || (rc != MOSQ_ERR_SUCCESS)) {
+		if (fd >= 0)
+			mosquitto_disconnect(b->mosq);
+		link_down(b, rc == MOSQ_ERR_SUCCESS ? "socket closed" : mosquitto_strerror(rc));
+		return;
+	}
+	sync_poll(b);
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct mqtt_bridge *b = p->data;
+	int rc = MOSQ_ERR_SUCCESS;
+	if (status < 0) {
+		link_down(b, uv_strerror(status));
+		return;
+	}
+	if (events & (UV_READABLE | UV_DISCONNECT))
+		rc = mosquitto_loop_read(b->mosq, 64);
+	if (rc == MOSQ_ERR_SUCCESS && b->poll && (events & UV_WRITABLE))
+		rc = mosquitto_loop_write(b->mosq, 64);
+	if (b->poll) /* a callback may have taken the link down */
+		after_call(b, rc, "loop");
+}
+
+static void sync_poll(struct mqtt_bridge *b)
+{
+	int fd = mosquitto_socket(b->mosq);
+	if (fd < 0)
+		return;
+	if (b->poll && b->poll_fd != fd) {
+		uv_close((uv_handle_t *)b->poll, poll_close_cb);
+		b->poll = NULL;
+	}
+	if (!b->poll) {
+		b->poll = malloc(sizeof(*b->poll));
+		if (!b->poll || uv_poll_init(b->d->loop, b->poll, fd) < 0) {
+			free(b->poll);
+			b->poll = NULL;
+			log_error("mqtt: cannot watch the broker socket");
+			return;
+		}
+		b->poll->data = b;
+		b->poll_fd = fd;
+		b->poll_events = 0;
+	}
+	int ev = UV_READABLE | UV_DISCONNECT | (mosquitto_want_write(b->mosq) ? UV_WRITABLE : 0);
+	if (ev != b->poll_events) {
+		uv_poll_start(b->poll, ev, poll_cb);
+		b->poll_events = ev;
+	}
+}
+
+static void drain_cb(uv_idle_t *h)
+{
+	struct mqtt_bridge *b = h->data;
+	unsigned n = 0;
+	while (b->connected && b->inflight < MAX_INFLIGHT && n < DRAIN_BATCH) {
+		uint64_t dropped;
+		struct bus_msg *m = bus_sub_pop(b->sub, &dropped);
+		b->st.dropped += dropped;
+		if (!m)
+			break;
+		int qos = m->retained ? 1 : (int)b->d->cfg->mqtt_qos;
+		int rc = mosquitto_publish_v5(b->mosq, NULL, m->topic, (int)m->frame->json_len,
+					      m->frame->json, qos, m->retained, NULL);
+		bus_msg_unref(m);
+		n++;
+		if (rc != MOSQ_ERR_SUCCESS) {
+			b->st.dropped++;
+			after_call(b, rc, "publish");
+			break;
+		}
+		b->inflight++;
+		b->st.published++;
+	}
+	if (b->poll)
+		sync_poll(b);
+	if (!b->connected || b->inflight >= MAX_INFLIGHT || !bus_sub_pending(b->sub))
+		uv_idle_stop(&b->drain);
+}
+
+static void wake_drain(struct mqtt_bridge *b)
+{
+	if (b->connected && !b->shutting_down && b->inflight < MAX_INFLIGHT &&
+	    bus_sub_pending(b->sub))
+		uv_idle_start(&b->drain, drain_cb);
+}
+
+static void bus_wake(struct bus_sub *sub, void *user_data)
+{
+	wake_drain(user_data);
+}
+
+static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const mosquitto_property *p)
+{
+	struct mqtt_bridge *b = ud;
+	if (b->inflight)
+		b->inflight--;
+	wake_drain(b);
+}
+
+static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
+{
+	struct mqtt_bridge *b = ud;
+	if (rc != 0) {
+		log_warning("mqtt: broker %s:%d refused the connection: %s", b->host, b->port,
+			    mosquitto_reason_string(rc));
+		return; /* the broker closes; link_down follows */
+	}
+	b->connected = true;
+	b->backoff_ms = 0;
+	b->inflight = 0;
+	b->st.connects++;
+	log_notice("mqtt: connected to %s:%d", b->host, b->port);
+	mosquitto_subscribe_v5(b->mosq, NULL, b->topic_req_tx, 1, 0, NULL);
+	mosquitto_subscribe_v5(b->mosq, NULL, POLICY_REQ_FILTER, 1, 0, NULL);
+	/* resend the retained states: the broker may have lost them */
+	bus_sub_remove(b->sub, "labgw/v1/#");
+	bus_sub_add(b->sub, "labgw/v1/#");
+	wake_drain(b);
+}
+
+static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *p)
+{
+	struct mqtt_bridge *b = ud;
+	link_down(b, rc ? mosquitto_reason_string(rc) : "disconnected");
+}
+
+/* Answer a request: to its MQTT v5 response topic if it gave one, else to
+ * labgw/v1/sbx/{sbx}/res/{op}. */
+static void answer(struct mqtt_bridge *b, const char *default_topic,
+		   const mosquitto_property *props, const struct policy_result *res, bool ok)
+{
+	char *resp_topic = NULL;
+	void *corr = NULL;
+	uint16_t corr_len = 0;
+	mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &resp_topic, false);
+	mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &corr, &corr_len, false);
+	json_t *o = json_pack("{s:b}", "ok", ok);
+	if (ok && res->result)
+		json_object_set(o, "result", res->result);
+	if (!ok) {
+		json_t *e = json_pack("{s:s,s:s}", "code", res->code, "message", res->message);
+		if (res->retry_after_ms >= 0)
+			json_object_set_new(e, "retry_after_ms", json_integer(res->retry_after_ms));
+		json_object_set_new(o, "error", e);
+	}
+	char *txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	const char *topic = resp_topic && topic_name_valid(resp_topic) ? resp_topic : default_topic;
+	mosquitto_property *out = NULL;
+	if (corr)
+		mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
+	if (txt) {
+		int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)strlen(txt), txt, 1, false,
+					      out);
+		if (rc != MOSQ_ERR_SUCCESS)
+			log_debug("mqtt: answer to %s not sent: %s", topic, mosquitto_strerror(rc));
+	}
+	mosquitto_property_free_all(&out);
+	free(txt);
+	free(resp_topic);
+	free(corr);
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg,
+		       const mosquitto_property *props)
+{
+	struct mqtt_bridge *b = ud;
+	struct policy_result res = {.retry_after_ms = -1};
+	b->st.requests++;
+	/* the broker's ACL decides who may publish where (sandbox issue); the
+	 * topic names the sandbox */
+	struct principal who = {.staff = true};
+	snprintf(who.key_id, sizeof(who.key_id), "mqtt");
+
+	char buf[TOPIC_MAX_LEN + 1];
+	const char *lv[TOPIC_MAX_LEVELS];
+	snprintf(buf, sizeof(buf), "%s", msg->topic);
+	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
+	bool is_tx = n == 9;
+	char reply_topic[TOPIC_MAX_LEN + 1];
+	if (is_tx)
+		snprintf(reply_topic, sizeof(reply_topic), "labgw/v1/sbx/%s/res/tx", lv[3]);
+	else if (n == 6)
+		snprintf(reply_topic, sizeof(reply_topic), "labgw/v1/sbx/%s/res/%s", lv[3], lv[5]);
+	else
+		return;
+
+	json_t *payload = NULL;
+	if (msg->payloadlen > REQUEST_MAX) {
+		res.code = "TOO_LARGE";
+		snprintf(res.message, sizeof(res.message), "request exceeds %d bytes", REQUEST_MAX);
+	} else {
+		json_error_t je;
+		payload = json_loadb(msg->payload, (size_t)msg->payloadlen, JSON_REJECT_DUPLICATES,
+				     &je);
+		if (!payload) {
+			res.code = "BAD_REQUEST";
+			snprintf(res.message, sizeof(res.message), "not valid JSON: %s", je.text);
+		}
+	}
+	if (payload) {
+		int rc = policy_submit(b->d->policy, &who, msg->topic, payload, &res);
+		json_decref(payload);
+		answer(b, reply_topic, props, &res, rc == 0);
+		json_decref(res.result);
+		return;
+	}
+	answer(b, reply_topic, props, &res, false);
+}
+
+static void on_log(struct mosquitto *m, void *ud, int level, const char *str)
+{
+	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
+		log_debug("mqtt: libmosquitto: %s", str);
+}
+
+static void connect_now(struct mqtt_bridge *b)
+{
+	/* non-blocking connect; a host name is resolved here, so brokers are
+	 * best given as addresses */
+	int rc = mosquitto_connect_bind_async(b->mosq, b->host, b->port,
+					      (int)(b->d->cfg->mqtt_keepalive_ms / 1000), NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_debug("mqtt: connect to %s:%d: %s", b->host, b->port,
+			  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		schedule_reconnect(b);
+		return;
+	}
+	sync_poll(b);
+}
+
+static void reconnect_cb(uv_timer_t *t)
+{
+	struct mqtt_bridge *b = t->data;
+	if (!b->shutting_down)
+		connect_now(b);
+}
+
+static void schedule_reconnect(struct mqtt_bridge *b)
+{
+	b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (b->backoff_ms > BACKOFF_MAX_MS)
+		b->backoff_ms = BACKOFF_MAX_MS;
+	/* up to 25% jitter so that many gateways do not reconnect in step */
+	uint64_t delay = b->backoff_ms + (uint64_t)rand() % (b->backoff_ms / 4 + 1);
+	uv_timer_start(&b->reconnect, reconnect_cb, delay, 0);
+}
+
+static void misc_cb(uv_timer_t *t)
+{
+	struct mqtt_bridge *b = t->data;
+	if (!b->poll)
+		return;
+	int rc = mosquitto_loop_misc(b->mosq);
+	after_call(b, rc, "keepalive");
+}
+
+struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port)
+{
+	const struct config *cfg = d->cfg;
+	struct mqtt_bridge *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->d = d;
+	b->host = strdup(host);
+	b->port = port;
+	b->poll_fd = -1;
+	char client_id[128];
+	if (cfg->mqtt_client_id[0])
+		snprintf(client_id, sizeof(client_id), "%s", cfg->mqtt_client_id);
+	else
+		snprintf(client_id, sizeof(client_id), "labgwd-%s", cfg->gw_id);
+	snprintf(b->topic_req_tx, sizeof(b->topic_req_tx), POLICY_TX_FILTER_FMT, cfg->gw_id);
+	snprintf(b->state_topic, sizeof(b->state_topic), "labgw/v1/gw/%s/state", cfg->gw_id);
+
+	b->mosq = mosquitto_new(client_id, true, b);
+	b->sub = bus_sub_new(d->bus, (size_t)cfg->mqtt_queue, bus_wake, b);
+	if (!b->host || !b->mosq || !b->sub) {
+		log_error("mqtt: cannot set up the client");
+		mosquitto_destroy(b->mosq);
+		bus_sub_free(b->sub);
+		free(b->host);
+		free(b);
+		return NULL;
+	}
+	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	char *will = router_gateway_will(d);
+	if (will) {
+		mosquitto_will_set_v5(b->mosq, b->state_topic, (int)strlen(will), will, 1, true,
+				      NULL);
+		free(will);
+	}
+	mosquitto_connect_v5_callback_set(b->mosq, on_connect);
+	mosquitto_disconnect_v5_callback_set(b->mosq, on_disconnect);
+	mosquitto_publish_v5_callback_set(b->mosq, on_publish);
+	mosquitto_message_v5_callback_set(b->mosq, on_message);
+	mosquitto_log_callback_set(b->mosq, on_log);
+
+	uv_timer_init(d->loop, &b->misc);
+	uv_timer_init(d->loop, &b->reconnect);
+	uv_idle_init(d->loop, &b->drain);
+	b->misc.data = b->reconnect.data = b->drain.data = b;
+	uv_timer_start(&b->misc, misc_cb, 1000, 1000);
+	bus_sub_add(b->sub, "labgw/v1/#");
+	log_info("mqtt: bridge to %s:%d as client %s", host, port, client_id);
+	connect_now(b);
+	return b;
+}
+
+void mqtt_bridge_get_stats(const struct mqtt_bridge *b, struct mqtt_stats *st)
+{
+	*st = b->st;
+	st->connected = b->connected;
+	st->queued = bus_sub_pending(b->sub);
+}
+
+void mqtt_bridge_shutdown(struct mqtt_bridge *b)
+{
+	if (!b || b->shutting_down)
+		return;
+	b->shutting_down = true;
+	if (b->connected) {
+		/* what is queued goes out first, as far as the socket takes it */
+		while (bus_sub_pending(b->sub) && b->inflight < MAX_INFLIGHT && b->connected)
+			drain_cb(&b->drain);
+		b->connected = false;
+		mosquitto_disconnect_v5(b->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
+		mosquitto_loop_write(b->mosq, 16);
+		log_info("mqtt: disconnected from %s:%d", b->host, b->port);
+	}
+	b->connected = false;
+	if (b->poll) {
+		uv_close((uv_handle_t *)b->poll, poll_close_cb);
+		b->poll = NULL;
+	}
+	uv_close((uv_handle_t *)&b->misc, NULL);
+	uv_close((uv_handle_t *)&b->reconnect, NULL);
+	uv_close((uv_handle_t *)&b->drain, NULL);
+	bus_sub_free(b->sub);
+	b->sub = NULL;
+}
+
+void mqtt_bridge_free(struct mqtt_bridge *b)
+{
+	if (!b)
+		return;
+	mosquitto_destroy(b->mosq);
+	free(b->host);
+	free(b);
+}

@@ -1,0 +1,268 @@
+#include "policy.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "frame.h"
+#include "log.h"
+#include "topic.h"
+#include "util.h"
+
+/* a command between accept and its last status */
+struct pending {
+	char id[40];
+	char sbx[33];
+	char radio[33];
+	enum labgw_tech tech;
+	uint64_t created_ms;
+	struct pending *next;
+};
+
+struct policy {
+	struct labgwd *d;
+	struct pending *pending; /* newest first */
+	unsigned npending;
+	uint64_t next_id;
+};
+
+struct policy *policy_new(struct labgwd *d)
+{
+	struct policy *p = calloc(1, sizeof(*p));
+	if (p)
+		p->d = d;
+	return p;
+}
+
+void policy_free(struct policy *p)
+{
+	if (!p)
+		return;
+	while (p->pending) {
+		struct pending *c = p->pending;
+		p->pending = c->next;
+		free(c);
+	}
+	free(p);
+}
+
+unsigned policy_pending(const struct policy *p)
+{
+	return p->npending;
+}
+
+static int refuse(struct policy_result *res, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int refuse(struct policy_result *res, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(res->message, sizeof(res->message), fmt, ap);
+	va_end(ap);
+	res->code = code;
+	return -1;
+}
+
+static void publish_status(struct policy *p, const struct pending *c, enum labgw_tx_status st,
+			   const char *reason)
+{
+	static const char *const names[] = {[LABGW_TX_QUEUED] = "queued",
+					    [LABGW_TX_SENT] = "sent",
+					    [LABGW_TX_ACKED] = "acked",
+					    [LABGW_TX_FAILED] = "failed"};
+	struct labgwd *d = p->d;
+	struct frame *f = frame_new(d->cfg->gw_id, c->radio, c->tech, "tx.status");
+	if (!f)
+		return;
+	frame_set(f, LABGW_DATA, "req", json_string(c->id));
+	frame_set(f, LABGW_DATA, "status", json_string(names[st]));
+	if (reason) {
+		json_t *r = json_string(reason);
+		frame_set(f, LABGW_DATA, "reason", r ? r : json_string("(not UTF-8)"));
+	}
+	if (frame_seal(f, labgwd_next_seq(d), time_now_us()) == 0) {
+		char topic[256];
+		snprintf(topic, sizeof(topic), "labgw/v1/sbx/%s/tx/%s/%s/%s/status", c->sbx,
+			 frame_tech_name(c->tech), d->cfg->gw_id, c->radio);
+		bus_publish(d->bus, topic, f, false);
+	}
+	frame_unref(f);
+}
+
+static void pending_drop(struct policy *p, struct pending *c)
+{
+	for (struct pending **cp = &p->pending; *cp; cp = &(*cp)->next) {
+		if (*cp == c) {
+			*cp = c->next;
+			free(c);
+			p->npending--;
+			return;
+		}
+	}
+}
+
+/* Commands without a final status after this long are failed and forgotten,
+ * so that a module that loses one cannot fill the table. */
+#define PENDING_EXPIRY_MS (10 * 60 * 1000)
+
+static void expire(struct policy *p)
+{
+	uint64_t now = uv_now(p->d->loop);
+	struct pending **cp = &p->pending;
+	while (*cp) {
+		struct pending *c = *cp;
+		if (now - c->created_ms < PENDING_EXPIRY_MS) {
+			cp = &c->next;
+			continue;
+		}
+		publish_status(p, c, LABGW_TX_FAILED, "no final status from the radio in time");
+		*cp = c->next;
+		free(c);
+		p->npending--;
+	}
+}
+
+void policy_radio_gone(struct policy *p, const char *radio)
+{
+	struct pending **cp = &p->pending;
+	while (*cp) {
+		struct pending *c = *cp;
+		if (strcmp(c->radio, radio)) {
+			cp = &c->next;
+			continue;
+		}
+		publish_status(p, c, LABGW_TX_FAILED, "radio removed");
+		*cp = c->next;
+		free(c);
+		p->npending--;
+	}
+}
+
+/* labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req */
+static int submit_tx(struct policy *p, const struct principal *who, const char **lv,
+		     const json_t *payload, struct policy_result *res)
+{
+	struct labgwd *d = p->d;
+	const char *sbx = lv[3], *tech_s = lv[5], *gw = lv[6], *radio = lv[7];
+	if (!ident_valid(sbx, 32))
+		return refuse(res, "BAD_REQUEST", "sandbox id '%.40s' is not valid", sbx);
+	if (!who->staff && strcmp(who->sbx, sbx))
+		return refuse(res, "FORBIDDEN", "this key may not act for sandbox '%s'", sbx);
+	enum labgw_tech tech = frame_tech_parse(tech_s);
+	if (tech == LABGW_TECH_NONE)
+		return refuse(res, "BAD_REQUEST",
+			      "unknown tech '%.16s' (expected ble, wlan, lorawan, cellular)",
+			      tech_s);
+	if (strcmp(gw, d->cfg->gw_id))
+		return refuse(res, "NOT_FOUND", "this is gateway '%s', not '%.32s'", d->cfg->gw_id,
+			      gw);
+	struct labgw_radio *r = plugin_host_find(d->host, radio);
+	if (!r)
+		return refuse(res, "NOT_FOUND", "no radio '%.32s' on gateway %s", radio, gw);
+	if (!(radio_techs(r) & tech))
+		return refuse(res, "BAD_REQUEST", "radio %s does not do %s", radio, tech_s);
+	if (radio_get_state(r) != RADIO_UP)
+		return refuse(res, "RADIO_UNAVAILABLE", "radio %s is %s", radio,
+			      radio_state_name(radio_get_state(r)));
+	expire(p);
+	if (p->npending >= POLICY_MAX_PENDING)
+		return refuse(res, "QUOTA_EXCEEDED", "%u commands in flight; try again later",
+			      p->npending);
+
+	struct pending *c = calloc(1, sizeof(*c));
+	if (!c)
+		return refuse(res, "INTERNAL", "out of memory");
+	snprintf(c->id, sizeof(c->id), "tx-%016llx", (unsigned long long)++p->next_id);
+	snprintf(c->sbx, sizeof(c->sbx), "%s", sbx);
+	snprintf(c->radio, sizeof(c->radio), "%s", radio);
+	c->tech = tech;
+	c->created_ms = uv_now(d->loop);
+
+	/* the module sees the request's tech even if the body leaves it out */
+	json_t *body = json_deep_copy(payload);
+	if (body && !json_object_get(body, "tech"))
+		json_object_set_new(body, "tech", json_string(tech_s));
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text) {
+		free(c);
+		return refuse(res, "INTERNAL", "out of memory");
+	}
+	struct labgw_command cmd = {
+		.size = sizeof(cmd),
+		.id = c->id,
+		.sbx = who->staff && !who->sbx[0] ? NULL : sbx,
+		.op = "tx",
+		.body = text,
+		.body_len = strlen(text),
+	};
+	char err[256];
+	/* queued first, so that a module reporting at once keeps the order */
+	c->next = p->pending;
+	p->pending = c;
+	p->npending++;
+	int rc = plugin_host_command(d->host, r, &cmd, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		pending_drop(p, c);
+		switch (rc) {
+		case -EINVAL:
+			return refuse(res, "BAD_REQUEST", "%s", err);
+		case -ENOTSUP:
+			return refuse(res, "BAD_REQUEST", "radio %s: %s", radio, err);
+		case -EBUSY:
+			return refuse(res, "QUOTA_EXCEEDED", "radio %s is busy: %s", radio, err);
+		case -ENODEV:
+			return refuse(res, "RADIO_UNAVAILABLE", "%s", err);
+		default:
+			return refuse(res, "INTERNAL", "radio %s: %s", radio, err);
+		}
+	}
+	log_info("tx %s accepted for sandbox %s on %s (key %s)", c->id, sbx, radio, who->key_id);
+	res->result = json_pack("{s:s,s:s}", "tx", c->id, "status", "queued");
+	publish_status(p, c, LABGW_TX_QUEUED, NULL);
+	return 0;
+}
+
+int policy_submit(struct policy *p, const struct principal *who, const char *topic,
+		  const json_t *payload, struct policy_result *res)
+{
+	char buf[TOPIC_MAX_LEN + 1];
+	const char *lv[TOPIC_MAX_LEVELS];
+	memset(res, 0, sizeof(*res));
+	res->retry_after_ms = -1;
+	if (!topic_name_valid(topic))
+		return refuse(res, "BAD_REQUEST", "not a valid topic name (no wildcards)");
+	if (!json_is_object(payload))
+		return refuse(res, "BAD_REQUEST", "payload must be a JSON object");
+	snprintf(buf, sizeof(buf), "%s", topic);
+	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
+	bool sbx_tree = n >= 4 && !strcmp(lv[0], "labgw") && !strcmp(lv[1], "v1") &&
+			!strcmp(lv[2], "sbx");
+	if (sbx_tree && n == 9 && !strcmp(lv[4], "tx") && !strcmp(lv[8], "req"))
+		return submit_tx(p, who, lv, payload, res);
+	if (sbx_tree && n == 6 && !strcmp(lv[4], "req"))
+		return refuse(res, "NOT_FOUND", "unknown request op '%.32s'", lv[5]);
+	return refuse(res, "FORBIDDEN",
+		      "clients publish only to labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req "
+		      "or labgw/v1/sbx/{sbx}/req/{op}");
+}
+
+void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,
+		      enum labgw_tx_status st, const char *reason)
+{
+	struct pending *c;
+	for (c = p->pending; c; c = c->next)
+		if (!strcmp(c->id, cmd_id) && !strcmp(c->radio, radio_name(r)))
+			break;
+	if (!c) {
+		log_debug("radio %s: status for unknown command %.40s", radio_name(r), cmd_id);
+		return;
+	}
+	publish_status(p, c, st, reason);
+	if (st == LABGW_TX_ACKED || st == LABGW_TX_FAILED)
+		pending_drop(p, c);
+}

@@ -1,0 +1,29 @@
+/* MQTT-style topic names and filters (pure). Levels are separated by '/';
+ * in a filter, '+' matches one whole level and a final '#' matches any number
+ * of levels, including none ("a/#" matches "a"). */
+#ifndef LABGW_TOPIC_H
+#define LABGW_TOPIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define TOPIC_MAX_LEN 1024
+#define TOPIC_MAX_LEVELS 32
+
+/* A name a message may be published to: 1..TOPIC_MAX_LEN bytes, at most
+ * TOPIC_MAX_LEVELS levels, no wildcards, no control characters. */
+bool topic_name_valid(const char *topic);
+/* A subscription filter: as a name, but '+' and a final '#' allowed as whole
+ * levels. */
+bool topic_filter_valid(const char *filter);
+bool topic_match(const char *filter, const char *topic);
+
+/* Split into at most `max` levels pointing into `buf` (a copy the caller
+ * owns, modified in place). Returns the number of levels or -1 if more. */
+int topic_split(char *buf, const char **levels, int max);
+
+/* true when every topic matched by `filter` starts with `prefix`, a prefix
+ * that ends with '/' (so "labgw/v1/sbx/bob/" never admits "bobby"). */
+bool topic_filter_within(const char *filter, const char *prefix);
+
+#endif

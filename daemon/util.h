@@ -1,0 +1,58 @@
+/* Small pure helpers shared by the daemon's subsystems. No loop, no globals. */
+#ifndef LABGW_UTIL_H
+#define LABGW_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A growable byte buffer, always NUL-terminated. On allocation failure the
+ * buffer is marked failed and further appends are ignored. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t cap;
+	bool failed;
+};
+
+void strbuf_init(struct strbuf *sb, size_t hint);
+void strbuf_release(struct strbuf *sb);
+/* Make room for `extra` more bytes (plus the NUL); false if that failed. */
+bool strbuf_reserve(struct strbuf *sb, size_t extra);
+void strbuf_append(struct strbuf *sb, const void *data, size_t len);
+void strbuf_puts(struct strbuf *sb, const char *s);
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append `s` as a JSON string literal, quotes included. */
+void strbuf_json_str(struct strbuf *sb, const char *s);
+/* Hand the buffer over to the caller (NULL if it failed); sb is reset. */
+char *strbuf_steal(struct strbuf *sb, size_t *len);
+
+size_t base64_encoded_len(size_t n);
+/* Writes base64 of data and a NUL into out (base64_encoded_len(n) + 1 bytes). */
+void base64_encode(const void *data, size_t n, char *out);
+void hex_encode(const void *data, size_t n, char *out);
+
+/* Parsers of configuration values; return 0 or -EINVAL/-ERANGE. */
+int parse_int(const char *s, long long min, long long max, long long *out);
+int parse_bool(const char *s, bool *out);
+/* "250ms", "10s", "5m", "24h", "2d"; a bare number means seconds. */
+int parse_duration_ms(const char *s, uint64_t *out);
+/* "64k", "1M", "512": bytes with optional k/K/M/G binary suffix. */
+int parse_size(const char *s, uint64_t *out);
+/* "host:port", "[v6]:port" or ":port"; port 0 allowed (ephemeral). The host
+ * part is copied into host (empty for ":port"). */
+int parse_host_port(const char *s, char *host, size_t hostlen, int *port);
+
+/* An identifier as used for gateway, radio and sandbox ids: [a-z0-9_-],
+ * 1..maxlen chars, starting with a letter or digit. */
+bool ident_valid(const char *s, size_t maxlen);
+
+/* Wall clock in microseconds since the epoch. */
+uint64_t time_now_us(void);
+/* RFC 3339 UTC with microseconds: "2026-11-26T08:40:01.123456Z" (28 chars). */
+void time_format_us(uint64_t us, char out[32]);
+
+#endif

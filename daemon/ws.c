@@ -1,0 +1,457 @@
+#include "ws.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "log.h"
+#include "policy.h"
+#include "topic.h"
+#include "util.h"
+#include "wsproto.h"
+
+/* Answers waiting to be written. The client cannot make this grow without
+ * bound: past WS_REPLY_PAUSE answers we stop reading from it. */
+#define WS_REPLY_PAUSE 64
+
+struct reply {
+	unsigned char *buf; /* LWS_PRE headroom, then len bytes */
+	size_t len;
+	struct reply *next;
+};
+
+struct ws_session {
+	struct http_server *srv;
+	struct lws *wsi;
+	struct bus_sub *sub;
+	bool authed;
+	struct principal who;
+	char peer[64];
+	/* limits, fixed at connect */
+	size_t max_message;
+	size_t max_subs;
+	/* the message being received */
+	struct strbuf rx;
+	bool rx_open;
+	struct reply *replies, **replies_tail;
+	unsigned nreplies;
+	bool rx_paused;
+	uint64_t gap; /* drops to announce before the next frame */
+	struct bus_msg *held; /* popped, to be written after the gap notice */
+	char last_id[FRAME_ID_MAX + 24];
+	int close_code; /* > 0: close at the next writable */
+	char close_reason[100];
+	struct ws_session *next, *prev;
+};
+
+struct pss {
+	struct ws_session *s;
+};
+
+static void queue_reply(struct ws_session *s, unsigned char *buf, size_t len)
+{
+	if (!buf) {
+		s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+		snprintf(s->close_reason, sizeof(s->close_reason), "out of memory");
+		lws_callback_on_writable(s->wsi);
+		return;
+	}
+	struct reply *r = malloc(sizeof(*r));
+	if (!r) {
+		free(buf);
+		return;
+	}
+	r->buf = buf;
+	r->len = len;
+	r->next = NULL;
+	*s->replies_tail = r;
+	s->replies_tail = &r->next;
+	s->nreplies++;
+	if (s->nreplies >= WS_REPLY_PAUSE && !s->rx_paused) {
+		s->rx_paused = true;
+		lws_rx_flow_control(s->wsi, 0);
+	}
+	lws_callback_on_writable(s->wsi);
+}
+
+static void reply_ok(struct ws_session *s, const json_t *re, json_t *result)
+{
+	size_t len = 0;
+	unsigned char *b = wsproto_res_ok(re, result, LWS_PRE, &len);
+	queue_reply(s, b, len);
+}
+
+static void reply_error(struct ws_session *s, const json_t *re, const char *code, const char *msg,
+			long long retry_after_ms)
+{
+	size_t len = 0;
+	http__stats(s->srv)->ws_errors++;
+	unsigned char *b = wsproto_res_error(re, code, msg, retry_after_ms, LWS_PRE, &len);
+	queue_reply(s, b, len);
+}
+
+static void close_later(struct ws_session *s, int code, const char *reason)
+{
+	if (s->close_code)
+		return;
+	s->close_code = code;
+	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+	lws_callback_on_writable(s->wsi);
+}
+
+static void bus_wake(struct bus_sub *sub, void *user_data)
+{
+	struct ws_session *s = user_data;
+	lws_callback_on_writable(s->wsi);
+}
+
+static bool authenticate(struct ws_session *s, const char *key, const json_t *re)
+{
+	const char *why = NULL;
+	struct principal who;
+	if (auth_check(key, &who, &why) < 0) {
+		log_info("ws %s: authentication refused: %s", s->peer, why);
+		http__stats(s->srv)->ws_errors++;
+		close_later(s, WS_CLOSE_UNAUTHENTICATED, why);
+		return false;
+	}
+	s->who = who;
+	s->authed = true;
+	lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+	log_info("ws %s: authenticated as key %s", s->peer, who.key_id);
+	if (re)
+		reply_ok(s, re, json_pack("{s:s}", "key_id", who.key_id));
+	return true;
+}
+
+static void op_sub(struct ws_session *s, const struct ws_op *op)
+{
+	if (!topic_filter_valid(op->topic)) {
+		reply_error(s, op->id, "BAD_REQUEST",
+			    "not a valid topic filter ('+' and a final '#' only as whole levels)",
+			    -1);
+		return;
+	}
+	if (op->since) {
+		reply_error(s, op->id, "BAD_REQUEST",
+			    "\"since\" needs the history store, which this gateway does not keep yet",
+			    -1);
+		return;
+	}
+	if (bus_sub_filter_count(s->sub) >= s->max_subs) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "at most %zu subscriptions per session", s->max_subs);
+		reply_error(s, op->id, "QUOTA_EXCEEDED", msg, -1);
+		return;
+	}
+	/* answer first: retained frames for the filter follow the answer */
+	int rc = bus_sub_add(s->sub, op->topic);
+	if (rc == -EEXIST) {
+		reply_ok(s, op->id, json_pack("{s:s,s:b}", "topic", op->topic, "existed", 1));
+		return;
+	}
+	if (rc < 0) {
+		reply_error(s, op->id, "INTERNAL", "could not subscribe", -1);
+		return;
+	}
+	reply_ok(s, op->id, json_pack("{s:s}", "topic", op->topic));
+}
+
+static void op_unsub(struct ws_session *s, const struct ws_op *op)
+{
+	if (bus_sub_remove(s->sub, op->topic) < 0) {
+		reply_error(s, op->id, "NOT_FOUND", "no such subscription in this session", -1);
+		return;
+	}
+	reply_ok(s, op->id, json_pack("{s:s}", "topic", op->topic));
+}
+
+static void op_pub(struct ws_session *s, const struct ws_op *op)
+{
+	struct policy_result res;
+	struct labgwd *d = http__daemon(s->srv);
+	if (policy_submit(d->policy, &s->who, op->topic, op->payload, &res) < 0) {
+		reply_error(s, op->id, res.code, res.message, res.retry_after_ms);
+		return;
+	}
+	reply_ok(s, op->id, res.result);
+}
+
+static void handle_message(struct ws_session *s, const char *buf, size_t len)
+{
+	struct ws_op op;
+	json_t *id = NULL;
+	char err[256];
+	http__stats(s->srv)->ws_messages_in++;
+	if (wsproto_parse(buf, len, &op, &id, err, sizeof(err)) < 0) {
+		reply_error(s, id, "BAD_REQUEST", err, -1);
+		json_decref(id);
+		return;
+	}
+	json_decref(id);
+	if (!s->authed && op.kind != WS_OP_AUTH) {
+		http__stats(s->srv)->ws_errors++;
+		close_later(s, WS_CLOSE_UNAUTHENTICATED, "authenticate first: {\"op\":\"auth\"}");
+		wsproto_op_release(&op);
+		return;
+	}
+	switch (op.kind) {
+	case WS_OP_AUTH:
+		if (s->authed)
+			reply_error(s, op.id, "CONFLICT", "already authenticated", -1);
+		else
+			authenticate(s, op.key, op.id ? op.id : json_null());
+		break;
+	case WS_OP_SUB:
+		op_sub(s, &op);
+		break;
+	case WS_OP_UNSUB:
+		op_unsub(s, &op);
+		break;
+	case WS_OP_PUB:
+		op_pub(s, &op);
+		break;
+	case WS_OP_PING:
+		reply_ok(s, op.id, NULL);
+		break;
+	}
+	wsproto_op_release(&op);
+}
+
+static int on_receive(struct ws_session *s, const char *in, size_t len)
+{
+	struct lws *wsi = s->wsi;
+	if (lws_frame_is_binary(wsi)) {
+		static const char why[] = "binary messages are not supported; send JSON text";
+		http__stats(s->srv)->ws_errors++;
+		lws_close_reason(wsi, WS_CLOSE_PROTOCOL, (unsigned char *)why, sizeof(why) - 1);
+		return -1;
+	}
+	if (lws_is_first_fragment(wsi)) {
+		s->rx.len = 0;
+		s->rx_open = true;
+	}
+	if (s->rx.len + len > s->max_message) {
+		char why[96];
+		int n = snprintf(why, sizeof(why), "message exceeds the limit of %zu bytes",
+				 s->max_message);
+		http__stats(s->srv)->ws_errors++;
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+				 (size_t)n);
+		return -1;
+	}
+	strbuf_append(&s->rx, in, len);
+	if (s->rx.failed)
+		return -1;
+	if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+		return 0;
+	s->rx_open = false;
+	handle_message(s, s->rx.buf, s->rx.len);
+	/* keep big buffers from lingering after one large message */
+	if (s->rx.cap > 16384) {
+		strbuf_release(&s->rx);
+		strbuf_init(&s->rx, 1024);
+	}
+	return 0;
+}
+
+static int write_buf(struct ws_session *s, unsigned char *buf, size_t len)
+{
+	int n = lws_write(s->wsi, buf + LWS_PRE, len, LWS_WRITE_TEXT);
+	return n < (int)len ? -1 : 0;
+}
+
+static int on_writable(struct ws_session *s)
+{
+	struct http_stats *st = http__stats(s->srv);
+	int rc = 0;
+	if (s->close_code) {
+		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
+				 (unsigned char *)s->close_reason, strlen(s->close_reason));
+		return -1;
+	}
+	/* one write per callback: answers first, then a gap notice, then the
+	 * frame that follows the gap */
+	if (s->replies) {
+		struct reply *r = s->replies;
+		s->replies = r->next;
+		if (!s->replies)
+			s->replies_tail = &s->replies;
+		s->nreplies--;
+		rc = write_buf(s, r->buf, r->len);
+		free(r->buf);
+		free(r);
+		if (s->rx_paused && s->nreplies < WS_REPLY_PAUSE / 2) {
+			s->rx_paused = false;
+			lws_rx_flow_control(s->wsi, 1);
+		}
+	} else {
+		if (!s->held) {
+			uint64_t dropped = 0;
+			s->held = bus_sub_pop(s->sub, &dropped);
+			s->gap += dropped;
+		}
+		if (s->gap) {
+			size_t len;
+			unsigned char *b = wsproto_gap(s->gap, s->last_id, LWS_PRE, &len);
+			rc = b ? write_buf(s, b, len) : -1;
+			free(b);
+			st->ws_gaps++;
+			s->gap = 0;
+		} else if (s->held) {
+			struct bus_msg *m = s->held;
+			s->held = NULL;
+			if (!m->ws_buf)
+				m->ws_buf = wsproto_frame(m->topic, m->frame->json,
+							  m->frame->json_len, LWS_PRE, &m->ws_len);
+			rc = m->ws_buf ? write_buf(s, m->ws_buf, m->ws_len) : -1;
+			snprintf(s->last_id, sizeof(s->last_id), "%s", m->frame->id);
+			bus_msg_unref(m);
+			st->ws_frames_out++;
+		}
+	}
+	if (rc < 0)
+		return -1;
+	if (s->replies || s->held || bus_sub_pending(s->sub))
+		lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
+static struct ws_session *session_new(struct http_server *srv, struct lws *wsi)
+{
+	struct labgwd *d = http__daemon(srv);
+	struct ws_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->sub = bus_sub_new(d->bus, (size_t)d->cfg->ws_send_queue, bus_wake, s);
+	if (!s->sub) {
+		free(s);
+		return NULL;
+	}
+	s->srv = srv;
+	s->wsi = wsi;
+	s->max_message = d->cfg->ws_max_message;
+	s->max_subs = (size_t)d->cfg->ws_max_subscriptions;
+	s->replies_tail = &s->replies;
+	strbuf_init(&s->rx, 1024);
+	lws_get_peer_simple(wsi, s->peer, sizeof(s->peer));
+	struct ws_session **head = http__sessions(srv);
+	s->next = *head;
+	if (*head)
+		(*head)->prev = s;
+	*head = s;
+	struct http_stats *st = http__stats(srv);
+	st->sessions++;
+	st->sessions_total++;
+	return s;
+}
+
+static void session_free(struct ws_session *s)
+{
+	struct http_stats *st = http__stats(s->srv);
+	struct ws_session **head = http__sessions(s->srv);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		*head = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	st->sessions--;
+	st->ws_dropped += bus_sub_dropped_total(s->sub);
+	bus_msg_unref(s->held);
+	bus_sub_free(s->sub);
+	while (s->replies) {
+		struct reply *r = s->replies;
+		s->replies = r->next;
+		free(r->buf);
+		free(r);
+	}
+	strbuf_release(&s->rx);
+	free(s);
+}
+
+/* "Bearer <key>" from the Authorization header, if any */
+static int header_key(struct lws *wsi, char *key, size_t keylen)
+{
+	char hdr[AUTH_KEY_MAX + 32];
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n <= 0)
+		return 0;
+	if ((size_t)n >= sizeof(hdr))
+		return -1;
+	if (lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+		return -1;
+	if (strncasecmp(hdr, "Bearer ", 7))
+		return -1;
+	snprintf(key, keylen, "%s", hdr + 7);
+	return 1;
+}
+
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len)
+{
+	struct pss *pss = user;
+	struct http_server *srv = lws_context_user(lws_get_context(wsi));
+	struct ws_session *s = pss ? pss->s : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED: {
+		struct labgwd *d = http__daemon(srv);
+		s = pss->s = session_new(srv, wsi);
+		if (!s)
+			return -1;
+		char key[AUTH_KEY_MAX + 32];
+		int hk = header_key(wsi, key, sizeof(key));
+		if (hk < 0) {
+			close_later(s, WS_CLOSE_UNAUTHENTICATED,
+				    "Authorization header must be \"Bearer <key>\"");
+		} else if (hk > 0) {
+			authenticate(s, key, NULL);
+		} else {
+			lws_set_timer_usecs(wsi, (lws_usec_t)d->cfg->ws_auth_timeout_ms * 1000);
+		}
+		explicit_bzero(key, sizeof(key));
+		log_debug("ws %s: connected", s->peer);
+		return 0;
+	}
+	case LWS_CALLBACK_TIMER:
+		if (s && !s->authed)
+			close_later(s, WS_CLOSE_UNAUTHENTICATED, "authentication timed out");
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (!s || s->close_code)
+			return 0;
+		return on_receive(s, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!s)
+			return 0;
+		return on_writable(s);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		if (s) {
+			log_debug("ws %s: closed", s->peer);
+			session_free(s);
+			pss->s = NULL;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+uint64_t ws_live_dropped(struct http_server *srv)
+{
+	uint64_t n = 0;
+	for (struct ws_session *s = *http__sessions(srv); s; s = s->next)
+		n += bus_sub_dropped_total(s->sub);
+	return n;
+}
+
+void ws_close_all(struct http_server *srv)
+{
+	for (struct ws_session *s = *http__sessions(srv); s; s = s->next)
+		close_later(s, LWS_CLOSE_STATUS_GOINGAWAY, "gateway shutting down");
+}

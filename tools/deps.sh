@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install the Debian 12 packages labgw's build and tests need: only the
+# missing ones, with apt-get, when run as root; otherwise print the command.
+set -eu
+PKGS="
+build-essential pkg-config
+libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libinih-dev
+libsystemd-dev libmosquitto-dev libssl-dev libcmocka-dev
+mosquitto mosquitto-clients util-linux
+python3 python3-pytest python3-websockets python3-paho-mqtt
+clang-format
+"
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+	echo "labgw needs these Debian packages:$missing" >&2
+	echo "Install them with:" >&2
+	echo "  sudo apt-get install -y --no-install-recommends$missing" >&2
+	exit 1
+fi
+echo "make deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+# a fresh machine may have no package lists yet
+if ! apt-get install -y -q --no-install-recommends $missing; then
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends $missing
+fi

@@ -1,0 +1,32 @@
+#!/bin/sh
+# `make run`: labgwd with simulated radios and a private broker, from the
+# build tree, with its state in BUILD/run/. Stop it with Ctrl-C.
+set -eu
+build=${1:-build}
+top=$(cd "$(dirname "$0")/.." && pwd)
+run="$top/$build/run"
+port=${LABGW_HTTP_PORT:-8080}
+mkdir -p "$run/state"
+cat > "$run/labgw.conf" <<CONF
+# Written by make run (tools/run.sh); edit etc/labgw.conf for real use.
+[gateway]
+id = lab1
+state_dir = $run/state
+plugin_dir = $top/$build/plugins
+
+[http]
+listen = 127.0.0.1:$port
+web_root = $top/web
+
+[mqtt]
+broker = spawn
+spawn_listen = 127.0.0.1:0
+
+[radio sim0]
+module = sim
+rate = 20
+seed = 1
+CONF
+echo "labgw: starting with simulated radios; open http://127.0.0.1:$port/ (Ctrl-C stops)"
+echo "labgw: configuration $run/labgw.conf"
+exec "$top/$build/labgwd" -c "$run/labgw.conf"
