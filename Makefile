@@ -34,8 +34,13 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
 PLUGINS := sim
 sim_SHARED := plugins/shared/lorawan_crypto.c
+sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
+# Object lists are computed through functions: a literal % in a pattern
+# rule's prerequisites would be replaced by the stem.
+pic_objs = $(patsubst %.c,$(BUILD)/pic/%.o,$(1))
+obj_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 # Plugin-host test modules (tests/unit/modules/*.c → build/tests/modules/*.so)
 TEST_MODULES := $(patsubst tests/unit/modules/%.c,$(BUILD)/tests/modules/%.so,$(wildcard tests/unit/modules/*.c))
@@ -79,15 +84,15 @@ $(BUILD)/labgwd: $(BUILD)/obj/daemon/main.o $(LIBDAEMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lm
 
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(patsubst %.c,$(BUILD)/pic/%.o,$$(wildcard plugins/$$*/*.c) $$($$*_SHARED))
+$(BUILD)/plugins/%.so: $$(call pic_objs,$$(wildcard plugins/$$*/*.c) $$($$*_SHARED))
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -shared -Wl,-z,defs -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS_ALL) -shared -Wl,-z,defs -Wl,--as-needed -o $@ $^ $($*_LIBS) -lm
 
 $(BUILD)/tests/modules/%.so: $(BUILD)/pic/tests/unit/modules/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -shared -o $@ $^
 
-$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(patsubst %.c,$(BUILD)/obj/%.o,$$(test_$$*_EXTRA)) $(LIBDAEMON)
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test_$$*_EXTRA)) $(LIBDAEMON)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lcmocka -ldl -lm
 

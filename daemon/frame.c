@@ -43,7 +43,7 @@ bool frame_dev_valid(const char *s)
 	size_t n = 0;
 	for (; s[n]; n++) {
 		unsigned char c = (unsigned char)s[n];
-		if (c <= 0x20 || c >= 0x7f || c == '/' || c == '+' || c == '#')
+		if (c <= 0x20 || c >= 0x7f)
 			return false;
 	}
 	return n > 0 && n < FRAME_DEV_MAX;

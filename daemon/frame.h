@@ -63,7 +63,8 @@ int frame_seal(struct frame *f, uint64_t seq, uint64_t time_us);
 const char *frame_tech_name(enum labgw_tech tech);
 /* "ble" → LABGW_TECH_BLE; LABGW_TECH_NONE for anything else */
 enum labgw_tech frame_tech_parse(const char *s);
-/* a dev id usable as a topic level: 1..63 printable ASCII, no '/', '+', '#' */
+/* a dev id: 1..63 printable ASCII without spaces ("+4917..." is fine: the
+ * router escapes it for the topic level, see topic_escape_level) */
 bool frame_dev_valid(const char *s);
 bool frame_type_valid(const char *s);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "topic.h"
 #include "policy.h"
 #include "util.h"
 
@@ -18,10 +19,11 @@ static void publish_sealed(struct labgwd *d, const char *topic, struct frame *f,
 
 void router_frame(struct labgwd *d, struct frame *f)
 {
-	char topic[256];
+	char topic[256], dev[3 * FRAME_DEV_MAX];
 	const char *tech = f->tech ? frame_tech_name(f->tech) : "-";
-	snprintf(topic, sizeof(topic), "labgw/v1/adm/%s/rx/%s/%s/%s", f->gw, tech, f->radio,
-		 f->has_dev ? f->dev : "-");
+	if (!f->has_dev || topic_escape_level(f->dev, dev, sizeof(dev)) < 0)
+		strcpy(dev, "-");
+	snprintf(topic, sizeof(topic), "labgw/v1/adm/%s/rx/%s/%s/%s", f->gw, tech, f->radio, dev);
 	int n = bus_publish(d->bus, topic, f, false);
 	/* origin is the radio while the frame's publish call runs */
 	if (n > 0 && f->origin)

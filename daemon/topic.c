@@ -100,3 +100,37 @@ bool topic_filter_within(const char *filter, const char *prefix)
 		return false;
 	return true;
 }
+
+int topic_escape_level(const char *s, char *out, size_t outlen)
+{
+	size_t n = 0;
+	for (; *s; s++) {
+		const char *esc = NULL;
+		switch (*s) {
+		case '%':
+			esc = "%25";
+			break;
+		case '/':
+			esc = "%2F";
+			break;
+		case '+':
+			esc = "%2B";
+			break;
+		case '#':
+			esc = "%23";
+			break;
+		}
+		size_t k = esc ? 3 : 1;
+		if (n + k >= outlen)
+			return -1;
+		if (esc)
+			memcpy(out + n, esc, 3);
+		else
+			out[n] = *s;
+		n += k;
+	}
+	if (n >= outlen)
+		return -1;
+	out[n] = '\0';
+	return (int)n;
+}

@@ -26,4 +26,9 @@ int topic_split(char *buf, const char **levels, int max);
  * that ends with '/' (so "labgw/v1/sbx/bob/" never admits "bobby"). */
 bool topic_filter_within(const char *filter, const char *prefix);
 
+/* Write `s` as one topic level: '%', '/', '+' and '#' become %25, %2F, %2B,
+ * %23 (so "+4917..." is the level "%2B4917..."). Returns the length, or -1
+ * if it does not fit in outlen (NUL included). */
+int topic_escape_level(const char *s, char *out, size_t outlen);
+
 #endif
