@@ -52,7 +52,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
 
-.PHONY: all help deps check check-unit check-integration run asan fmt fmt-check install clean
+.PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean
 
 all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS)
 
@@ -61,6 +61,7 @@ help:
 	@echo "make run        run labgwd with simulated radios and a private broker"
 	@echo "make check      install missing packages, build, run every test suite"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
+	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make fmt        format the C sources with clang-format"
 	@echo "make install    install under DESTDIR/PREFIX (default /usr)"
@@ -114,6 +115,28 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" check-unit check-integration
 
+# libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with clang and run for a
+# bounded time each; new inputs go to build-fuzz/corpus/<name>, seeded from
+# tests/fuzz/corpus/<name>. A crash leaves its input in build-fuzz/ and fails.
+FUZZ_SECONDS ?= 30
+FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
+		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \
+		build-fuzz/liblabgwd.a
+	@set -e; for f in $(FUZZERS); do \
+		clang -std=gnu11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CPPFLAGS_ALL) \
+			tests/fuzz/fuzz_$$f.c build-fuzz/liblabgwd.a $(PKG_LIBS) -ldl -lm \
+			-o build-fuzz/fuzz_$$f; \
+		mkdir -p build-fuzz/corpus/$$f; \
+		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		(cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+			-print_final_stats=1 corpus/$$f ../tests/fuzz/corpus/$$f \
+			> fuzz_$$f.log 2>&1) || { tail -n 40 build-fuzz/fuzz_$$f.log; exit 1; }; \
+		grep -E '^stat::(number_of_executed_units|new_units_added)' build-fuzz/fuzz_$$f.log; \
+	done
+
 fmt:
 	clang-format -i $(wildcard daemon/*.c daemon/*.h daemon/include/labgw/*.h plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/unit/modules/*.c tools/*.c)
 
@@ -127,6 +150,6 @@ install: $(BUILD)/labgwd $(PLUGIN_SOS)
 	install -D -m 0644 etc/labgw.conf $(DESTDIR)$(SYSCONFDIR)/labgw/labgw.conf
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

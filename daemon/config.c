@@ -108,7 +108,6 @@ struct parse_state {
 	char *dir; /* folder of the file, for relative paths */
 	FILE *fp;
 	int line;
-	bool line_too_long;
 	int errors;
 	bool seen[ARRAY_SIZE(keys)];
 	int seen_line[ARRAY_SIZE(keys)];
@@ -299,7 +298,8 @@ static char *reader(char *str, int num, void *stream)
 		int c;
 		while ((c = fgetc(ps->fp)) != EOF && c != '\n')
 			;
-		ps->line_too_long = true;
+		perr(ps, ps->cur_section, NULL, "line longer than the limit of %d characters",
+		     num - 2);
 		str[0] = '\0';
 		return str;
 	}
@@ -326,12 +326,6 @@ static char *reader(char *str, int num, void *stream)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *ps = user;
-	if (ps->line_too_long) {
-		perr(ps, section, NULL, "line longer than the limit of %d characters",
-		     INI_MAX_LINE - 2);
-		ps->line_too_long = false;
-		return 1;
-	}
 	if (!section[0]) {
 		perr(ps, "", name, "key outside of any [section]");
 		return 1;
@@ -415,33 +409,33 @@ static struct config *config_new_defaults(void)
 
 int config_load(const char *path, struct config **out)
 {
-	struct parse_state ps = {.path = path};
-	ps.fp = fopen(path, "r");
-	if (!ps.fp) {
+	FILE *fp = fopen(path, "r");
+	if (!fp) {
 		int e = errno;
 		log_error("%s: cannot read configuration: %s", path, strerror(e));
 		return -e;
 	}
+	int rc = config_load_stream(fp, path, out);
+	fclose(fp);
+	return rc;
+}
+
+int config_load_stream(FILE *fp, const char *path, struct config **out)
+{
+	struct parse_state ps = {.path = path, .fp = fp};
 	ps.cfg = config_new_defaults();
-	if (!ps.cfg) {
-		fclose(ps.fp);
+	if (!ps.cfg)
 		return -ENOMEM;
-	}
 	ps.cfg->path = strdup(path);
 	char *slash = strrchr(path, '/');
 	ps.dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
 	int r = ini_parse_stream(reader, &ps, handler, &ps);
-	fclose(ps.fp);
 	if (r > 0) {
 		ps.line = r;
 		perr(&ps, ps.cur_section, NULL, "syntax error (expected [section] or key = value)");
 	} else if (r < 0) {
 		log_error("%s: cannot parse: out of memory", path);
 		ps.errors++;
-	}
-	if (ps.line_too_long) {
-		perr(&ps, ps.cur_section, NULL, "line longer than the limit of %d characters",
-		     INI_MAX_LINE - 2);
 	}
 	for (size_t i = 0; i < ps.cfg->nradios; i++) {
 		struct config_radio *rad = &ps.cfg->radios[i];

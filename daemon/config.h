@@ -77,6 +77,9 @@ struct config {
 /* Parse `path`. Every problem is logged as "FILE:LINE: [section] key: reason";
  * returns 0, -ENOENT/-EACCES (cannot read) or -EINVAL (bad content). */
 int config_load(const char *path, struct config **out);
+/* The same from an open stream; `path` names it in messages and anchors
+ * relative paths. */
+int config_load_stream(FILE *fp, const char *path, struct config **out);
 void config_free(struct config *cfg);
 
 const struct config_radio *config_find_radio(const struct config *cfg, const char *name);

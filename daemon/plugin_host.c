@@ -657,6 +657,9 @@ uint64_t radio_leftovers(const struct labgw_radio *r)
 /* ---- the service table -------------------------------------------------- */
 
 static void svc_log(struct labgw_radio *r, enum labgw_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void svc_log(struct labgw_radio *r, enum labgw_log_level level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -709,6 +712,9 @@ static void config_error_v(struct labgw_radio *r, const char *key, const char *f
 	log_error("%s:%d: [radio %s] %s: %s", r->gcfg->path, kv ? kv->line : r->cfg->line, r->name,
 		  key, msg);
 }
+
+static void svc_config_error(struct labgw_radio *r, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static void svc_config_error(struct labgw_radio *r, const char *key, const char *fmt, ...)
 {

@@ -8,7 +8,7 @@ libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libinih-dev
 libsystemd-dev libmosquitto-dev libssl-dev libcmocka-dev
 mosquitto mosquitto-clients util-linux
 python3 python3-pytest python3-websockets python3-paho-mqtt
-clang-format
+clang-format clang libclang-rt-14-dev
 "
 missing=""
 for p in $PKGS; do
