@@ -6,6 +6,9 @@
 
 #include "util.h"
 
+/* 10 significant digits: -7.3 stays "-7.3" instead of jansson's 17 digits */
+#define FRAME_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
+
 struct frame *frame_new(const char *gw, const char *radio, enum labgw_tech tech, const char *type)
 {
 	if (strlen(gw) > FRAME_ID_MAX || strlen(radio) > FRAME_ID_MAX || !frame_type_valid(type))
@@ -211,7 +214,7 @@ static void append_object(struct strbuf *sb, const char *key, const json_t *obj)
 	if (sb->failed)
 		return;
 	size_t room = sb->cap - sb->len - 1;
-	size_t need = json_dumpb(obj, sb->buf + sb->len, room, JSON_COMPACT);
+	size_t need = json_dumpb(obj, sb->buf + sb->len, room, FRAME_JSON_FLAGS);
 	if (need == 0) {
 		sb->failed = true;
 		return;
@@ -219,7 +222,7 @@ static void append_object(struct strbuf *sb, const char *key, const json_t *obj)
 	if (need > room) {
 		if (!strbuf_reserve(sb, need))
 			return;
-		json_dumpb(obj, sb->buf + sb->len, need, JSON_COMPACT);
+		json_dumpb(obj, sb->buf + sb->len, need, FRAME_JSON_FLAGS);
 	}
 	sb->len += need;
 	sb->buf[sb->len] = '\0';
