@@ -56,6 +56,7 @@ struct labgw_radio {
 	struct plugin_host *h;
 	char name[33];
 	struct module *mod;
+	uint32_t techs; /* what this instance serves: the module's, or fewer */
 	const struct config *gcfg; /* the file this instance came from */
 	const struct config_radio *cfg;
 	bool *key_used;
@@ -384,6 +385,7 @@ static struct labgw_radio *radio_new(struct plugin_host *h, const struct config 
 	r->h = h;
 	snprintf(r->name, sizeof(r->name), "%s", rc->name);
 	r->mod = m;
+	r->techs = m->desc->techs;
 	r->gcfg = cfg;
 	r->cfg = rc;
 	r->key_used = used;
@@ -584,7 +586,7 @@ const char *radio_module(const struct labgw_radio *r)
 
 uint32_t radio_techs(const struct labgw_radio *r)
 {
-	return r->mod->desc->techs;
+	return r->techs;
 }
 
 enum radio_state radio_get_state(const struct labgw_radio *r)
@@ -682,6 +684,14 @@ static const char *svc_radio_name(const struct labgw_radio *r)
 static const char *svc_gateway_id(const struct labgw_radio *r)
 {
 	return r->gcfg->gw_id;
+}
+
+static int svc_radio_set_techs(struct labgw_radio *r, uint32_t techs)
+{
+	if (!techs || (techs & ~r->mod->desc->techs))
+		return -EINVAL;
+	r->techs = techs;
+	return 0;
 }
 
 static const struct config_kv *find_kv(struct labgw_radio *r, const char *key)
@@ -1183,6 +1193,7 @@ static const struct labgw_host host_services = {
 	.log = svc_log,
 	.radio_name = svc_radio_name,
 	.gateway_id = svc_gateway_id,
+	.radio_set_techs = svc_radio_set_techs,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

@@ -50,12 +50,12 @@ struct pss {
 	struct ws_session *s;
 };
 
+static void close_later(struct ws_session *s, int code, const char *reason);
+
 static void queue_reply(struct ws_session *s, unsigned char *buf, size_t len)
 {
 	if (!buf) {
-		s->close_code = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
-		snprintf(s->close_reason, sizeof(s->close_reason), "out of memory");
-		lws_callback_on_writable(s->wsi);
+		close_later(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
 		return;
 	}
 	struct reply *r = malloc(sizeof(*r));
@@ -92,13 +92,19 @@ static void reply_error(struct ws_session *s, const json_t *re, const char *code
 	queue_reply(s, b, len);
 }
 
+/* Close with a code and reason from outside the receive path. Returning -1
+ * from the WRITEABLE callback after lws_close_reason() closes without a
+ * close frame in lws 4.1, while the TIMER callback sends it, so the close
+ * is taken there, at once. */
 static void close_later(struct ws_session *s, int code, const char *reason)
 {
 	if (s->close_code)
 		return;
 	s->close_code = code;
 	snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-	lws_callback_on_writable(s->wsi);
+	lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)s->close_reason,
+			 strlen(s->close_reason));
+	lws_set_timer_usecs(s->wsi, 1);
 }
 
 static void bus_wake(struct bus_sub *sub, void *user_data)
@@ -119,7 +125,8 @@ static bool authenticate(struct ws_session *s, const char *key, const json_t *re
 	}
 	s->who = who;
 	s->authed = true;
-	lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+	if (!s->close_code)
+		lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	log_info("ws %s: authenticated as key %s", s->peer, who.key_id);
 	if (re)
 		reply_ok(s, re, json_pack("{s:s}", "key_id", who.key_id));
@@ -267,11 +274,6 @@ static int on_writable(struct ws_session *s)
 {
 	struct http_stats *st = http__stats(s->srv);
 	int rc = 0;
-	if (s->close_code) {
-		lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-				 (unsigned char *)s->close_reason, strlen(s->close_reason));
-		return -1;
-	}
 	/* one write per callback: answers first, then a gap notice, then the
 	 * frame that follows the gap */
 	if (s->replies) {
@@ -417,15 +419,17 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return 0;
 	}
 	case LWS_CALLBACK_TIMER:
-		if (s && !s->authed)
+		if (s && !s->close_code && !s->authed)
 			close_later(s, WS_CLOSE_UNAUTHENTICATED, "authentication timed out");
+		else if (s && s->close_code)
+			return -1;
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (!s || s->close_code)
 			return 0;
 		return on_receive(s, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		if (!s)
+		if (!s || s->close_code)
 			return 0;
 		return on_writable(s);
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:

@@ -154,6 +154,8 @@ static int sim_init(struct labgw_radio *r, const struct labgw_host *host, void *
 		free(s);
 		return rc ? rc : -ENOMEM;
 	}
+	/* the radio serves only the simulated techs (transmits, state) */
+	host->radio_set_techs(r, s->techs);
 	*state = s;
 	return 0;
 }

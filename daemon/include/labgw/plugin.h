@@ -115,6 +115,9 @@ struct labgw_host {
 		__attribute__((format(printf, 3, 4)));
 	const char *(*radio_name)(const struct labgw_radio *r);
 	const char *(*gateway_id)(const struct labgw_radio *r);
+	/* Narrow the techs this instance serves (a subset of the module's
+	 * `techs`, e.g. from its configuration); call it in init. */
+	int (*radio_set_techs)(struct labgw_radio *r, uint32_t techs);
 
 	/*
 	 * Configuration of this instance's [radio NAME] section. Reading a key
