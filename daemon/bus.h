@@ -39,7 +39,8 @@ struct bus_stats {
 	uint64_t subscribers;
 };
 
-/* max_retained bounds the retained store (oldest refused beyond it). */
+/* max_retained bounds the retained store: beyond it new retained topics are
+ * not kept (existing ones are still replaced). */
 struct bus *bus_new(size_t max_retained);
 /* All subscribers must have been freed. */
 void bus_free(struct bus *bus);

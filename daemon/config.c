@@ -111,6 +111,11 @@ struct parse_state {
 	int errors;
 	bool seen[ARRAY_SIZE(keys)];
 	int seen_line[ARRAY_SIZE(keys)];
+	struct {
+		int line;
+		char *name;
+	} *hdrs; /* every section header, to place a syntax error */
+	size_t nhdrs;
 	struct config_radio *cur_radio;
 	bool cur_bad_section;
 	char cur_section[256];
@@ -275,6 +280,12 @@ static bool known_section(const char *s)
 static void begin_section(struct parse_state *ps, const char *section)
 {
 	snprintf(ps->cur_section, sizeof(ps->cur_section), "%s", section);
+	void *nh = realloc(ps->hdrs, (ps->nhdrs + 1) * sizeof(*ps->hdrs));
+	if (nh) {
+		ps->hdrs = nh;
+		ps->hdrs[ps->nhdrs].line = ps->line;
+		ps->hdrs[ps->nhdrs++].name = strdup(section);
+	}
 	ps->cur_radio = NULL;
 	ps->cur_bad_section = false;
 	if (!strncmp(section, "radio", 5) && (section[5] == ' ' || section[5] == '\t')) {
@@ -431,8 +442,11 @@ int config_load_stream(FILE *fp, const char *path, struct config **out)
 	ps.dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
 	int r = ini_parse_stream(reader, &ps, handler, &ps);
 	if (r > 0) {
+		const char *sec = "";
+		for (size_t i = 0; i < ps.nhdrs && ps.hdrs[i].line < r; i++)
+			sec = ps.hdrs[i].name ? ps.hdrs[i].name : "";
 		ps.line = r;
-		perr(&ps, ps.cur_section, NULL, "syntax error (expected [section] or key = value)");
+		perr(&ps, sec, NULL, "syntax error (expected [section] or key = value)");
 	} else if (r < 0) {
 		log_error("%s: cannot parse: out of memory", path);
 		ps.errors++;
@@ -447,6 +461,9 @@ int config_load_stream(FILE *fp, const char *path, struct config **out)
 		}
 	}
 	free(ps.dir);
+	for (size_t i = 0; i < ps.nhdrs; i++)
+		free(ps.hdrs[i].name);
+	free(ps.hdrs);
 	if (ps.errors) {
 		config_free(ps.cfg);
 		return -EINVAL;

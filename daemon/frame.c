@@ -108,12 +108,31 @@ json_t *frame_section(const struct frame *f, enum labgw_section s)
 	return section_slot((struct frame *)f, s) ? *section_slot((struct frame *)f, s) : NULL;
 }
 
+/* "a.b.c", each part 1..63 of [A-Za-z0-9_-] */
+static bool path_valid(const char *p)
+{
+	for (;;) {
+		size_t n = strcspn(p, ".");
+		if (n == 0 || n > 63)
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			char c = p[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+				return false;
+		}
+		if (!p[n])
+			return true;
+		p += n + 1;
+	}
+}
+
 /* Walk `path` in the section, creating objects; returns the parent object
- * and the last key in `leaf`. */
+ * and the last key in `leaf`. A bad path changes nothing. */
 static json_t *walk(struct frame *f, enum labgw_section s, const char *path, char leaf[64])
 {
 	json_t **slot = section_slot(f, s);
-	if (!slot)
+	if (!slot || !path_valid(path))
 		return NULL;
 	if (!*slot && !(*slot = json_object()))
 		return NULL;
@@ -121,14 +140,6 @@ static json_t *walk(struct frame *f, enum labgw_section s, const char *path, cha
 	const char *p = path;
 	for (;;) {
 		size_t n = strcspn(p, ".");
-		if (n == 0 || n > 63)
-			return NULL;
-		for (size_t i = 0; i < n; i++) {
-			char c = p[i];
-			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			      (c >= '0' && c <= '9') || c == '_' || c == '-'))
-				return NULL;
-		}
 		memcpy(leaf, p, n);
 		leaf[n] = '\0';
 		if (!p[n])
@@ -149,10 +160,12 @@ static json_t *walk(struct frame *f, enum labgw_section s, const char *path, cha
 int frame_set(struct frame *f, enum labgw_section s, const char *path, json_t *v)
 {
 	char leaf[64];
-	json_t *obj = (!f->sealed && v) ? walk(f, s, path, leaf) : NULL;
+	if (!v) /* jansson refused the value: a NaN, or no memory */
+		return -EINVAL;
+	json_t *obj = !f->sealed ? walk(f, s, path, leaf) : NULL;
 	if (!obj) {
 		json_decref(v);
-		return v ? -EINVAL : -ENOMEM;
+		return -EINVAL;
 	}
 	return json_object_set_new(obj, leaf, v) < 0 ? -ENOMEM : 0;
 }
@@ -160,10 +173,12 @@ int frame_set(struct frame *f, enum labgw_section s, const char *path, json_t *v
 int frame_append(struct frame *f, enum labgw_section s, const char *path, json_t *v)
 {
 	char leaf[64];
-	json_t *obj = (!f->sealed && v) ? walk(f, s, path, leaf) : NULL;
+	if (!v)
+		return -EINVAL;
+	json_t *obj = !f->sealed ? walk(f, s, path, leaf) : NULL;
 	if (!obj) {
 		json_decref(v);
-		return v ? -EINVAL : -ENOMEM;
+		return -EINVAL;
 	}
 	json_t *arr = json_object_get(obj, leaf);
 	if (!arr) {

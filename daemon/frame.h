@@ -49,7 +49,8 @@ void frame_unref(struct frame *f);
 int frame_set_dev(struct frame *f, const char *dev_id, bool claimed);
 int frame_set_payload(struct frame *f, const void *data, size_t len);
 /* Set `path` ("a.b.c", each part 1..63 of [A-Za-z0-9_-]) in sig or data to
- * `v`, which is stolen (also on failure). */
+ * `v`, which is stolen (also on failure). A NULL `v` (what jansson returns
+ * for a NaN or a string that is not UTF-8) gives -EINVAL. */
 int frame_set(struct frame *f, enum labgw_section s, const char *path, json_t *v);
 /* Append `v` (stolen) to the array at `path`, created when absent. */
 int frame_append(struct frame *f, enum labgw_section s, const char *path, json_t *v);

@@ -68,6 +68,7 @@ struct labgw_radio {
 	unsigned fails; /* consecutive failing callbacks */
 	unsigned gen;   /* bumped at every stop: stale work sees -ECANCELED */
 	uint64_t backoff_ms;
+	uint64_t up_since_ms; /* loop time of the last successful start */
 	uint64_t restarts;
 	uint64_t frames_in;
 	uint64_t frames_out;
@@ -170,15 +171,33 @@ static void radio_stop_instance(struct labgw_radio *r)
 
 static void schedule_retry(struct labgw_radio *r, uint64_t delay_ms);
 
+/* the delay before the next restart of a failed radio: doubling, capped */
+static uint64_t next_backoff(struct labgw_radio *r)
+{
+	r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : r->h->lim.backoff_min_ms;
+	if (r->backoff_ms > r->h->lim.backoff_max_ms)
+		r->backoff_ms = r->h->lim.backoff_max_ms;
+	return r->backoff_ms;
+}
+
 static void radio_start_instance(struct labgw_radio *r)
 {
-	radio_set_state(r, RADIO_STARTING, NULL);
+	/* retrying an absent radio is no news until the outcome differs */
+	bool was_absent = r->st == RADIO_ABSENT;
+	char *absent_reason = was_absent && r->reason ? strdup(r->reason) : NULL;
+	if (was_absent)
+		r->st = RADIO_STARTING;
+	else
+		radio_set_state(r, RADIO_STARTING, NULL);
 	r->fails = 0;
 	int rc = r->mod->desc->start(r->state);
-	if (r->st != RADIO_STARTING)
+	if (r->st != RADIO_STARTING) {
+		free(absent_reason);
 		return; /* the module failed from inside start (callback) */
+	}
 	if (rc == 0) {
-		r->backoff_ms = 0;
+		free(absent_reason);
+		r->up_since_ms = uv_now(r->h->loop);
 		radio_set_state(r, RADIO_UP, NULL);
 		return;
 	}
@@ -188,15 +207,17 @@ static void radio_start_instance(struct labgw_radio *r)
 	char why[128];
 	snprintf(why, sizeof(why), "start: %s", strerror(-rc));
 	if (rc == -ENODEV || rc == -ENOTSUP) {
-		radio_set_state(r, RADIO_ABSENT, why);
+		if (absent_reason && !strcmp(absent_reason, why))
+			r->st = RADIO_ABSENT; /* unchanged: nothing to announce */
+		else
+			radio_set_state(r, RADIO_ABSENT, why);
+		free(absent_reason);
 		schedule_retry(r, r->h->lim.absent_retry_ms);
 		return;
 	}
+	free(absent_reason);
 	radio_set_state(r, RADIO_FAILED, why);
-	r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : r->h->lim.backoff_min_ms;
-	if (r->backoff_ms > r->h->lim.backoff_max_ms)
-		r->backoff_ms = r->h->lim.backoff_max_ms;
-	schedule_retry(r, r->backoff_ms);
+	schedule_retry(r, next_backoff(r));
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -229,14 +250,14 @@ static void radio_callback_result(struct labgw_radio *r, int rc)
 	if (r->fails < r->h->lim.fail_threshold)
 		return;
 	radio_stop_instance(r);
+	/* a radio that ran fine for a while starts its backoff over */
+	if (uv_now(r->h->loop) - r->up_since_ms > r->h->lim.backoff_max_ms)
+		r->backoff_ms = 0;
 	char why[128];
 	snprintf(why, sizeof(why), "%u callbacks failed in a row, last: %s", r->fails,
 		 strerror(-rc));
-	r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : r->h->lim.backoff_min_ms;
-	if (r->backoff_ms > r->h->lim.backoff_max_ms)
-		r->backoff_ms = r->h->lim.backoff_max_ms;
 	radio_set_state(r, RADIO_FAILED, why);
-	schedule_retry(r, r->backoff_ms);
+	schedule_retry(r, next_backoff(r));
 }
 
 static bool radio_live(const struct labgw_radio *r)

@@ -22,8 +22,10 @@ bool topic_match(const char *filter, const char *topic);
  * owns, modified in place). Returns the number of levels or -1 if more. */
 int topic_split(char *buf, const char **levels, int max);
 
-/* true when every topic matched by `filter` starts with `prefix`, a prefix
- * that ends with '/' (so "labgw/v1/sbx/bob/" never admits "bobby"). */
+/* true when `filter` spells out `prefix` literally, a prefix that ends with
+ * '/': it then matches only topics in that subtree (and, through a final
+ * "/#", the subtree's root itself), so "labgw/v1/sbx/bob/" never admits
+ * "bobby". */
 bool topic_filter_within(const char *filter, const char *prefix);
 
 /* Write `s` as one topic level: '%', '/', '+' and '#' become %25, %2F, %2B,

@@ -52,7 +52,7 @@ bool ident_valid(const char *s, size_t maxlen);
 
 /* Wall clock in microseconds since the epoch. */
 uint64_t time_now_us(void);
-/* RFC 3339 UTC with microseconds: "2026-11-26T08:40:01.123456Z" (28 chars). */
+/* RFC 3339 UTC with microseconds: "2026-11-26T08:40:01.123456Z" (27 chars). */
 void time_format_us(uint64_t us, char out[32]);
 
 #endif

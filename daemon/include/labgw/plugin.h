@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 0
+#define LABGW_PLUGIN_ABI_MINOR 1
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -115,9 +115,6 @@ struct labgw_host {
 		__attribute__((format(printf, 3, 4)));
 	const char *(*radio_name)(const struct labgw_radio *r);
 	const char *(*gateway_id)(const struct labgw_radio *r);
-	/* Narrow the techs this instance serves (a subset of the module's
-	 * `techs`, e.g. from its configuration); call it in init. */
-	int (*radio_set_techs)(struct labgw_radio *r, uint32_t techs);
 
 	/*
 	 * Configuration of this instance's [radio NAME] section. Reading a key
@@ -198,7 +195,11 @@ struct labgw_host {
 	int (*tx_status)(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
 			 const char *reason);
 
-	void *reserved[16];
+	/* ABI 1.1. Narrow the techs this instance serves (a subset of the
+	 * module's `techs`, e.g. from its configuration); call it in init. */
+	int (*radio_set_techs)(struct labgw_radio *r, uint32_t techs);
+
+	void *reserved[15];
 };
 
 /*
