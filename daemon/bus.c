@@ -396,3 +396,11 @@ uint64_t bus_sub_dropped_total(const struct bus_sub *s)
 {
 	return s->dropped_total;
 }
+
+bool bus_sub_has(const struct bus_sub *sub, const char *filter)
+{
+	for (const struct entry *e = sub->entries; e; e = e->next_in_sub)
+		if (!strcmp(e->filter, filter))
+			return true;
+	return false;
+}

@@ -67,6 +67,8 @@ int bus_sub_add(struct bus_sub *sub, const char *filter);
 /* -ENOENT if the subscriber does not hold `filter` */
 int bus_sub_remove(struct bus_sub *sub, const char *filter);
 size_t bus_sub_filter_count(const struct bus_sub *sub);
+/* true if the subscriber holds exactly this filter */
+bool bus_sub_has(const struct bus_sub *sub, const char *filter);
 /* Next message (a reference the caller unrefs), with in *dropped the number
  * of messages dropped just before it. NULL when the queue is empty; then
  * *dropped may still be > 0 (drops after the last queued message). */

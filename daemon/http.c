@@ -42,6 +42,7 @@ struct http_server {
 struct http_pss {
 	unsigned char *body; /* LWS_PRE headroom, then the body */
 	size_t len, sent;
+	bool head; /* HEAD: headers only */
 };
 
 struct labgwd *http__daemon(struct http_server *s)
@@ -196,7 +197,8 @@ static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *ps
 {
 	srv->stats.http_requests++;
 	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-	if (!get && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0)
+	pss->head = !get && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
+	if (pss->head)
 		get = true;
 	if (!get)
 		return respond_problem(wsi, pss, 405, "BAD_REQUEST",
@@ -267,36 +269,80 @@ static bool origin_allowed(struct http_server *srv, struct lws *wsi)
 	return false;
 }
 
+/* true if the comma-separated Sec-WebSocket-Protocol list offers name
+ * (exactly: lws picks the protocol by its full name) */
+static bool offers_subprotocol(const char *list, const char *name)
+{
+	size_t nl = strlen(name);
+	for (const char *p = list; *p;) {
+		p += strspn(p, " \t,");
+		size_t wl = strcspn(p, " \t,");
+		if (wl == nl && !strncmp(p, name, nl))
+			return true;
+		p += wl;
+	}
+	return false;
+}
+
+/* lws_return_http_status() answers an upgrade request with "HTTP/1.0" (at
+ * CONFIRM_UPGRADE lws has not recorded the request's version yet) and an
+ * HTML body: write a complete HTTP/1.1 problem answer instead. */
+static int refuse_upgrade(struct lws *wsi, unsigned status, const char *code, const char *why)
+{
+	json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:s}", "type", "about:blank", "title", code,
+			      "status", (int)status, "code", code, "detail", why);
+	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!body)
+		return -1;
+	unsigned char buf[LWS_PRE + 4096];
+	int n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+			 "HTTP/1.1 %u %s\r\nserver: labgwd\r\n"
+			 "content-type: application/problem+json\r\n"
+			 "content-length: %zu\r\nconnection: close\r\n%s\r\n%s",
+			 status, status == 403 ? "Forbidden" : status == 404 ? "Not Found" :
+				 status == 503 ? "Service Unavailable" : "Bad Request",
+			 strlen(body), security_headers, body);
+	free(body);
+	if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE)
+		return -1;
+	lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+	return 1;
+}
+
 /* 0 lets the upgrade proceed; > 0 means we answered with an HTTP error. */
 static int confirm_upgrade(struct http_server *srv, struct lws *wsi, const char *to)
 {
 	char url[URL_MAX], proto[256];
-	const char *why = NULL;
+	const char *why = NULL, *code = "BAD_REQUEST";
 	unsigned status = 400;
 	if (lws_hdr_copy(wsi, url, sizeof(url), WSI_TOKEN_GET_URI) <= 0 || strcmp(url, WS_PATH)) {
 		status = 404;
+		code = "NOT_FOUND";
 		why = "WebSocket endpoint is " WS_PATH;
 	} else if (strcasecmp(to, "websocket")) {
 		why = "only WebSocket upgrades are served";
 	} else if (lws_hdr_copy(wsi, proto, sizeof(proto), WSI_TOKEN_PROTOCOL) <= 0 ||
-		   !strstr(proto, WS_PROTOCOL_NAME)) {
+		   !offers_subprotocol(proto, WS_PROTOCOL_NAME)) {
 		why = "subprotocol " WS_PROTOCOL_NAME " required (Sec-WebSocket-Protocol)";
 	} else if (!origin_allowed(srv, wsi)) {
 		status = 403;
+		code = "FORBIDDEN";
 		why = "Origin not allowed ([http] allowed_origins)";
 	} else if (srv->shutting_down) {
 		status = 503;
+		code = "INTERNAL";
 		why = "gateway shutting down";
 	} else if (srv->stats.sessions >= (uint64_t)srv->d->cfg->http_max_sessions) {
 		status = 503;
+		code = "QUOTA_EXCEEDED";
 		why = "too many WebSocket sessions ([http] max_sessions)";
 	}
 	if (!why)
 		return 0;
 	srv->stats.sessions_refused++;
 	log_info("websocket upgrade refused (%u): %s", status, why);
-	lws_return_http_status(wsi, status, why);
-	return 1;
+	return refuse_upgrade(wsi, status, code, why);
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -316,6 +362,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		if (!pss->body)
 			return 0;
+		if (pss->head) {
+			free(pss->body);
+			pss->body = NULL;
+			return lws_http_transaction_completed(wsi) ? -1 : 0;
+		}
 		size_t chunk = pss->len - pss->sent;
 		if (chunk > 16384)
 			chunk = 16384;
@@ -335,6 +386,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		pss->body = NULL;
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
+	case LWS_CALLBACK_HTTP_BODY:
+		return 0; /* not used: every request with a body is refused */
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* the answer was started in LWS_CALLBACK_HTTP; lws held it back
+		 * until the body was read */
+		lws_callback_on_writable(wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(srv, wsi, in ? (const char *)in : "");
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

@@ -105,6 +105,10 @@ static void close_later(struct ws_session *s, int code, const char *reason)
 	lws_close_reason(s->wsi, (enum lws_close_status)code, (unsigned char *)s->close_reason,
 			 strlen(s->close_reason));
 	lws_set_timer_usecs(s->wsi, 1);
+	/* lws (4.1, libuv) re-arms its timer only when it services something:
+	 * called from outside an lws callback (shutdown), the timer would wait
+	 * for unrelated traffic. A writable request makes lws service now. */
+	lws_callback_on_writable(s->wsi);
 }
 
 static void bus_wake(struct bus_sub *sub, void *user_data)
@@ -147,7 +151,7 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 			    -1);
 		return;
 	}
-	if (bus_sub_filter_count(s->sub) >= s->max_subs) {
+	if (bus_sub_filter_count(s->sub) >= s->max_subs && !bus_sub_has(s->sub, op->topic)) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "at most %zu subscriptions per session", s->max_subs);
 		reply_error(s, op->id, "QUOTA_EXCEEDED", msg, -1);

@@ -1,0 +1,583 @@
+"""Helpers for the integration tests: the real labgwd, a real mosquitto, and
+real WebSocket/MQTT clients, all on 127.0.0.1 with ephemeral ports.
+
+Nothing here imitates the daemon: the helpers start processes, read what they
+log, and speak the public protocols.
+"""
+
+import asyncio
+import base64
+import collections
+import http.client
+import itertools
+import json
+import os
+import pwd
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import websockets
+
+REPO = Path(__file__).resolve().parents[2]
+_build = Path(os.environ.get("LABGW_BUILD", "build"))
+BUILD = _build if _build.is_absolute() else REPO / _build
+LABGWD = BUILD / "labgwd"
+PLUGIN_DIR = BUILD / "plugins"
+MOSQUITTO = "/usr/sbin/mosquitto"
+
+# generous: an AddressSanitizer build starts and stops several times slower
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
+
+GW = "lab1"
+KEY = "tester.s3cret"
+SUBPROTOCOL = "labgw.v1"
+ID_RE = re.compile(r"^%s-[0-9a-f]{16}$" % GW)
+TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
+
+
+def id_num(frame_id):
+    """The increasing part of a frame id, as an integer."""
+    assert ID_RE.match(frame_id), frame_id
+    return int(frame_id.rsplit("-", 1)[1], 16)
+
+
+def escape_level(s):
+    """A device id as a topic level: MQTT wildcards, '/' and '%' escaped."""
+    return "".join({"+": "%2B", "/": "%2F", "#": "%23", "%": "%25"}.get(ch, ch) for ch in s)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout, proc=None):
+    """Wait until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("process exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise AssertionError("nothing listens on 127.0.0.1:%d after %.1f s" % (port, timeout))
+
+
+def wait_until(pred, timeout, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not alive for our purposes
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class LineReader:
+    """Reads a pipe line by line in a thread (so the pipe never fills) and
+    keeps every line for assertions."""
+
+    def __init__(self, stream):
+        self.lines = []
+        self.cond = threading.Condition()
+        self.eof = False
+        self._stream = stream
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        for raw in iter(self._stream.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def mark(self):
+        """Position to search from, for 'after this point' waits."""
+        with self.cond:
+            return len(self.lines)
+
+    def find(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self.cond:
+            for line in self.lines[start:]:
+                m = rx.search(line)
+                if m:
+                    return m
+        return None
+
+    def count(self, pattern, start=0):
+        rx = re.compile(pattern)
+        with self.cond:
+            return sum(1 for line in self.lines[start:] if rx.search(line))
+
+    def wait_for(self, pattern, timeout=START_TIMEOUT, start=0):
+        """The first match of pattern in a line at index >= start."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        i = start
+        with self.cond:
+            while True:
+                while i < len(self.lines):
+                    m = rx.search(self.lines[i])
+                    i += 1
+                    if m:
+                        return m
+                if self.eof:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.cond.wait(min(left, 0.1))
+        raise AssertionError(
+            "no log line matching %r within %.1f s; log tail:\n%s"
+            % (pattern, timeout, self.tail())
+        )
+
+    def text(self):
+        with self.cond:
+            return "\n".join(self.lines)
+
+    def tail(self, n=40):
+        with self.cond:
+            return "\n".join(self.lines[-n:])
+
+    def join(self, timeout):
+        self._thread.join(timeout)
+
+
+# ---- labgwd ------------------------------------------------------------------
+
+
+def render_ini(sections):
+    out = []
+    for name, kv in sections.items():
+        out.append("[%s]" % name)
+        for k, v in kv.items():
+            out.append("%s = %s" % (k, v))
+        out.append("")
+    return "\n".join(out)
+
+
+class Daemon:
+    """One labgwd process with a configuration file of its own."""
+
+    def __init__(self, workdir, name="labgwd", mqtt="off", http=None, radios=None,
+                 log_level="info", env=None, web_root=None):
+        self.workdir = Path(workdir)
+        self.name = name
+        self.conf = self.workdir / ("%s.conf" % name)
+        self.state_dir = self.workdir / ("%s-state" % name)
+        self.env = dict(os.environ)
+        self.env.pop("NOTIFY_SOCKET", None)
+        self.env.pop("WATCHDOG_USEC", None)
+        self.env.pop("WATCHDOG_PID", None)
+        if env:
+            self.env.update(env)
+        h = {"listen": "127.0.0.1:0", "web_root": web_root or (REPO / "web")}
+        h.update(http or {})
+        m = {"broker": mqtt}
+        if mqtt == "spawn":
+            m["spawn_listen"] = "127.0.0.1:0"
+        self.sections = {}
+        self.sections["gateway"] = {"id": GW, "state_dir": self.state_dir,
+                                    "plugin_dir": PLUGIN_DIR}
+        self.sections["http"] = h
+        self.sections["mqtt"] = m
+        self.sections["log"] = {"level": log_level}
+        for rname, kv in (radios if radios is not None
+                          else {"sim0": {"rate": 50}}).items():
+            sec = {"module": "sim"}
+            sec.update(kv)
+            self.sections["radio %s" % rname] = sec
+        self.proc = None
+        self.log = None
+        self.port = None
+        self.mqtt_port = None
+        self.returncode = None
+        self.stop_seconds = None
+        # what the fixture checks at teardown; None: any exit status
+        self.expected_returncode = 0
+        self.write_config()
+
+    # configuration
+    def write_config(self, text=None):
+        tmp = self.conf.with_suffix(".tmp")
+        tmp.write_text(text if text is not None else render_ini(self.sections))
+        os.replace(tmp, self.conf)
+
+    def set_radio(self, name, **kv):
+        sec = {"module": "sim"}
+        sec.update(kv)
+        self.sections["radio %s" % name] = sec
+
+    # process
+    def start(self, wait_ready=True):
+        assert LABGWD.exists(), "%s is missing: run make first" % LABGWD
+        self.proc = subprocess.Popen(
+            [str(LABGWD), "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=self.env, cwd=str(self.workdir),
+        )
+        self.log = LineReader(self.proc.stderr)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self):
+        m = self.log.wait_for(r"labgwd notice: listening on http://127\.0\.0\.1:(\d+)/")
+        self.port = int(m.group(1))
+        if self.sections["mqtt"]["broker"] == "spawn":
+            m = self.log.wait_for(r"labgwd notice: MQTT broker: mqtt://127\.0\.0\.1:(\d+)/")
+            self.mqtt_port = int(m.group(1))
+        self.log.wait_for(r"labgwd notice: ready$")
+
+    def wait_mqtt_connected(self, n=1, timeout=START_TIMEOUT):
+        """Wait for the n-th 'mqtt: connected' line."""
+        wait_until(lambda: self.log.count(r"labgwd notice: mqtt: connected to ") >= n,
+                   timeout, what="MQTT connection #%d" % n)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=STOP_TIMEOUT):
+        try:
+            self.returncode = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.join(2)
+        return self.returncode
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal, wait, and return the exit status; the time it took is
+        in stop_seconds."""
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        rc = self.wait(timeout)
+        self.stop_seconds = time.monotonic() - t0
+        return rc
+
+    def sanitizer_findings(self):
+        if not self.log:
+            return []
+        with self.log.cond:
+            return [l for l in self.log.lines if SANITIZER_RE.search(l)]
+
+    # HTTP
+    def http(self, path, method="GET", headers=None, body=None, timeout=5):
+        """(status, headers with lower-case names, body bytes)"""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        finally:
+            conn.close()
+
+    def upgrade(self, headers=None, subprotocol=SUBPROTOCOL, path="/api/v1/ws"):
+        """A WebSocket opening handshake over plain HTTP, to see how a refusal
+        looks on the wire: (status, HTTP version as 10/11, headers, body)."""
+        h = {
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+        }
+        if subprotocol:
+            h["Sec-WebSocket-Protocol"] = subprotocol
+        h.update(headers or {})
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            conn.request("GET", path, headers=h)
+            r = conn.getresponse()
+            body = b"" if r.status == 101 else r.read()
+            return r.status, r.version, {k.lower(): v for k, v in r.getheaders()}, body
+        finally:
+            conn.close()
+
+    def metrics(self):
+        status, hdrs, body = self.http("/metrics")
+        assert status == 200, (status, body)
+        return parse_metrics(body.decode())
+
+    def metric(self, name):
+        v = self.metrics().get(name)
+        assert v is not None, "metric %s missing" % name
+        return v
+
+    @property
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/api/v1/ws" % self.port
+
+
+def parse_metrics(text):
+    """{'name{labels}': value} from Prometheus text; comments checked too."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert not line or line.startswith("# HELP ") or line.startswith("# TYPE "), line
+            continue
+        name, value = line.rsplit(" ", 1)
+        out[name] = float(value)
+    return out
+
+
+# ---- mosquitto (an external broker the test owns) ------------------------------
+
+
+class Broker:
+    def __init__(self, workdir, port=None):
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.conf = self.workdir / ("mosquitto-%d.conf" % self.port)
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        self.conf.write_text(
+            "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\nuser %s\n" % (self.port, user)
+        )
+        self.proc = None
+        self.log = None
+
+    def start(self):
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.log = LineReader(self.proc.stderr)
+        wait_port(self.port, START_TIMEOUT, self.proc)
+        return self
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT)
+        self.log.join(2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.join(2)
+
+
+# ---- MQTT client ----------------------------------------------------------------
+
+
+class MqttClient:
+    """A paho client running its network loop in a thread; every message is
+    kept as (topic, payload bytes, retain, properties)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, port, v5=False):
+        self.port = port
+        cid = "labgw-test-%d-%d" % (os.getpid(), next(self._ids))
+        proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
+        self.c = mqtt.Client(client_id=cid, protocol=proto)
+        self.messages = []
+        self.cond = threading.Condition()
+        self.connected = threading.Event()
+        self.subacks = 0
+        self.c.on_message = self._on_message
+        self.c.on_connect = self._on_connect
+        self.c.on_subscribe = self._on_subscribe
+
+    def _on_connect(self, c, ud, flags, rc, props=None):
+        if rc == 0:
+            self.connected.set()
+
+    def _on_subscribe(self, *a):
+        with self.cond:
+            self.subacks += 1
+            self.cond.notify_all()
+
+    def _on_message(self, c, ud, msg):
+        with self.cond:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain),
+                                  getattr(msg, "properties", None)))
+            self.cond.notify_all()
+
+    def connect(self, *topics):
+        self.c.connect("127.0.0.1", self.port, keepalive=30)
+        self.c.loop_start()
+        assert self.connected.wait(START_TIMEOUT), "MQTT client could not connect"
+        for t in topics:
+            self.subscribe(t)
+        return self
+
+    def subscribe(self, topic):
+        with self.cond:
+            n = self.subacks
+        self.c.subscribe(topic, qos=1)
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.subacks > n, START_TIMEOUT), "no SUBACK"
+
+    def publish(self, topic, payload, properties=None):
+        info = self.c.publish(topic, payload, qos=1, properties=properties)
+        info.wait_for_publish(5)
+
+    def mark(self):
+        with self.cond:
+            return len(self.messages)
+
+    def wait_for(self, pred, timeout, what="MQTT message", start=0):
+        """The first kept message (from index start) for which
+        pred(topic, payload, retain, props)."""
+        deadline = time.monotonic() + timeout
+        i = start
+        with self.cond:
+            while True:
+                while i < len(self.messages):
+                    m = self.messages[i]
+                    i += 1
+                    if pred(*m):
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("no %s within %.1f s (%d messages seen)"
+                                         % (what, timeout, len(self.messages)))
+                self.cond.wait(min(left, 0.1))
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.messages)
+
+    def close(self):
+        try:
+            self.c.disconnect()
+        finally:
+            self.c.loop_stop()
+
+
+# ---- WebSocket client -------------------------------------------------------------
+
+
+class WsClient:
+    """A labgw.v1 client: call() sends an op with an id and returns its
+    answer; frames and gap notices that arrive meanwhile are kept in order."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.backlog = collections.deque()
+        self._ids = itertools.count(1)
+
+    @classmethod
+    async def connect(cls, daemon, key=KEY, auth="header", headers=None, **kw):
+        """auth: 'header' (Authorization: Bearer), 'message' (first op) or
+        None (the test authenticates, or does not)."""
+        h = dict(headers or {})
+        if auth == "header":
+            h["Authorization"] = "Bearer " + key
+        kw.setdefault("subprotocols", [SUBPROTOCOL])
+        kw.setdefault("max_size", 4 << 20)
+        # read everything the server sends, whether or not the test consumes
+        # it, so that a close handshake is never stuck behind unread frames
+        kw.setdefault("max_queue", None)
+        kw.setdefault("close_timeout", 2)
+        kw.setdefault("open_timeout", START_TIMEOUT)
+        ws = await websockets.connect(daemon.ws_url, extra_headers=h, **kw)
+        assert ws.subprotocol == SUBPROTOCOL
+        c = cls(ws)
+        if auth == "message":
+            res = await c.call("auth", key=key)
+            assert res["ok"] is True, res
+        return c
+
+    async def send(self, obj):
+        await self.ws.send(obj if isinstance(obj, (str, bytes)) else json.dumps(obj))
+
+    async def _recv(self, timeout):
+        raw = await asyncio.wait_for(self.ws.recv(), timeout)
+        assert isinstance(raw, str), "server sent a binary message"
+        return json.loads(raw)
+
+    async def recv(self, timeout=5.0):
+        if self.backlog:
+            return self.backlog.popleft()
+        return await self._recv(timeout)
+
+    async def call(self, op, timeout=5.0, **fields):
+        """Send {"op":op,"id":n,...}; return the matching res."""
+        rid = next(self._ids)
+        msg = {"op": op, "id": rid}
+        msg.update(fields)
+        await self.send(msg)
+        return await self.wait_res(rid, timeout)
+
+    async def wait_res(self, rid, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            m = await self._recv(max(0.01, deadline - time.monotonic()))
+            if m.get("op") == "res" and m.get("re") == rid:
+                return m
+            self.backlog.append(m)
+
+    async def sub(self, topic, **fields):
+        res = await self.call("sub", topic=topic, **fields)
+        assert res["ok"] is True, res
+        return res
+
+    async def next_frame(self, pred=lambda m: True, timeout=5.0):
+        """The next frame message (from the backlog first) matching pred;
+        frames not matching are dropped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = await self.recv(max(0.01, deadline - time.monotonic()))
+            if m.get("op") == "frame" and pred(m):
+                return m
+
+    async def expect_close(self, timeout=5.0):
+        """Read until the server closes; (code, reason)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - time.monotonic()))
+        except websockets.ConnectionClosed:
+            pass
+        return self.ws.close_code, self.ws.close_reason
+
+    async def close(self):
+        await self.ws.close()
+        assert self.ws.close_code == 1000, (self.ws.close_code, self.ws.close_reason)
+
+
+def run(coro, timeout=60):
+    """Run a test coroutine with an overall time limit."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
