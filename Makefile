@@ -84,6 +84,8 @@ $(LIBDAEMON): $(DAEMON_OBJS)
 $(BUILD)/labgwd: $(BUILD)/obj/daemon/main.o $(LIBDAEMON)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -ldl -lm
 
+# keep intermediate objects (test and plugin helpers) between runs
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(call pic_objs,$$(wildcard plugins/$$*/*.c) $$($$*_SHARED))
 	@mkdir -p $(dir $@)
