@@ -17,7 +17,7 @@
 #include "log.h"
 #include "util.h"
 
-#define LINE_MAX_LEN 1024
+#define LINE_MAX_LEN   1024
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 /* a broker that ran this long resets the backoff */
@@ -83,20 +83,21 @@ static int write_conf(struct broker *b)
 	if (!f)
 		return -errno;
 	struct passwd *pw = getpwuid(geteuid());
-	fprintf(f, "# Written by labgwd at every start of the broker; edits are lost.\n"
-		   "per_listener_settings false\n"
-		   "listener %d %s\n"
-		   "allow_anonymous true\n"
-		   "persistence true\n"
-		   "persistence_location %s/\n"
-		   "autosave_interval 30\n"
-		   "max_queued_messages 10000\n"
-		   "log_dest stdout\n"
-		   "log_type error\n"
-		   "log_type warning\n"
-		   "log_type notice\n"
-		   "log_timestamp false\n"
-		   "connection_messages false\n",
+	fprintf(f,
+		"# Written by labgwd at every start of the broker; edits are lost.\n"
+		"per_listener_settings false\n"
+		"listener %d %s\n"
+		"allow_anonymous true\n"
+		"persistence true\n"
+		"persistence_location %s/\n"
+		"autosave_interval 30\n"
+		"max_queued_messages 10000\n"
+		"log_dest stdout\n"
+		"log_type error\n"
+		"log_type warning\n"
+		"log_type notice\n"
+		"log_timestamp false\n"
+		"connection_messages false\n",
 		b->port, b->host, b->dir);
 	/* as root, mosquitto would switch to user "mosquitto", which cannot
 	 * write our state folder */

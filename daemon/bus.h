@@ -57,8 +57,7 @@ int bus_publish(struct bus *bus, const char *topic, struct frame *f, bool retain
 void bus_clear_retained(struct bus *bus, const char *topic);
 void bus_get_stats(const struct bus *bus, struct bus_stats *st);
 
-struct bus_sub *bus_sub_new(struct bus *bus, size_t queue_cap, bus_wake_fn wake,
-			    void *user_data);
+struct bus_sub *bus_sub_new(struct bus *bus, size_t queue_cap, bus_wake_fn wake, void *user_data);
 /* Removes the subscriber's filters and releases its queue. */
 void bus_sub_free(struct bus_sub *sub);
 /* Add a filter; retained messages matching it are queued at once.

@@ -15,21 +15,21 @@
 #define LABGW_WEB_ROOT "/usr/share/labgw/web"
 #endif
 
-#define MAX_RADIOS 64
+#define MAX_RADIOS     64
 #define MAX_RADIO_KEYS 64
-#define MAX_VALUE_LEN 1024
+#define MAX_VALUE_LEN  1024
 
 enum key_type {
 	KT_IDENT,    /* char *: [a-z0-9_-]{1,32} */
-	KT_STR,      /* char * */
+	KT_STR,	     /* char * */
 	KT_PATH,     /* char *: relative paths resolved against the file's folder */
-	KT_INT,      /* long long within [min,max] */
+	KT_INT,	     /* long long within [min,max] */
 	KT_DURATION, /* uint64_t ms within [min,max] */
 	KT_SIZE,     /* uint64_t bytes within [min,max] */
 	KT_LEVEL,    /* enum log_level */
 	KT_LISTEN,   /* host:port → char *host at off, int port at off2 */
 	KT_BROKER,   /* spawn | off | host:port */
-	KT_QOS,      /* long long 0 or 1 */
+	KT_QOS,	     /* long long 0 or 1 */
 };
 
 struct key_desc {
@@ -97,8 +97,8 @@ static const struct key_desc keys[] = {
 	{"mqtt", "queue", KT_INT, OFF(mqtt_queue), 0, "10000", 16, 10000000, true,
 	 "Frames waiting for the broker; beyond it (or while disconnected) frames are dropped "
 	 "and counted in `labgw_mqtt_dropped_total`."},
-	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h",
-	 60000, 30LL * 86400000, true,
+	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h", 60000,
+	 30LL * 86400000, true,
 	 "How often the secret behind device pseudonyms rotates (used by the sandbox router)."},
 };
 
@@ -114,18 +114,17 @@ struct parse_state {
 	struct {
 		int line;
 		char *name;
-	} *hdrs; /* every section header, to place a syntax error */
+	} * hdrs; /* every section header, to place a syntax error */
 	size_t nhdrs;
 	struct config_radio *cur_radio;
 	bool cur_bad_section;
 	char cur_section[256];
 };
 
-static void perr(struct parse_state *ps, const char *section, const char *key, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
+static void perr(struct parse_state *ps, const char *section, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static void perr(struct parse_state *ps, const char *section, const char *key, const char *fmt,
-		 ...)
+static void perr(struct parse_state *ps, const char *section, const char *key, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -540,7 +539,8 @@ void config_print_reference(FILE *out)
 		if (strcmp(sec, d->section)) {
 			sec = d->section;
 			fprintf(out, "%s### `[%s]`\n\n", i ? "\n" : "", sec);
-			fprintf(out, "| key | default | on reload | meaning |\n| --- | --- | --- | --- |\n");
+			fprintf(out, "| key | default | on reload | meaning |\n| --- | --- | --- | "
+				     "--- |\n");
 		}
 		fprintf(out, "| `%s` | `%s` | %s | %s |\n", d->key, d->def[0] ? d->def : "\"\"",
 			d->reload ? "applied" : "restart", d->doc);

@@ -10,9 +10,9 @@
 
 #include "labgw/plugin.h"
 
-#define FRAME_ID_MAX 32
-#define FRAME_TYPE_MAX 48
-#define FRAME_DEV_MAX 64
+#define FRAME_ID_MAX	  32
+#define FRAME_TYPE_MAX	  48
+#define FRAME_DEV_MAX	  64
 #define FRAME_PAYLOAD_MAX 16384
 /* A sealed frame's JSON is at most this long; larger ones are refused. */
 #define FRAME_JSON_MAX 65536
@@ -40,8 +40,7 @@ struct frame {
 };
 
 /* `radio` may be "" (gateway-level frames); tech may be LABGW_TECH_NONE. */
-struct frame *frame_new(const char *gw, const char *radio, enum labgw_tech tech,
-			const char *type);
+struct frame *frame_new(const char *gw, const char *radio, enum labgw_tech tech, const char *type);
 struct frame *frame_ref(struct frame *f);
 void frame_unref(struct frame *f);
 

@@ -77,9 +77,9 @@ static void lws_log(int level, const char *line)
 		}
 	}
 	snprintf(buf, sizeof(buf), "%.*s", (int)(n - (size_t)(p - line)), p);
-	log_msg(level & LLL_ERR ? LOG_LVL_ERROR :
-		level & LLL_WARN ? LOG_LVL_WARNING :
-				   LOG_LVL_DEBUG,
+	log_msg(level & LLL_ERR	   ? LOG_LVL_ERROR
+		: level & LLL_WARN ? LOG_LVL_WARNING
+				   : LOG_LVL_DEBUG,
 		"libwebsockets: %s", buf);
 }
 
@@ -114,8 +114,8 @@ static int respond(struct lws *wsi, struct http_pss *pss, unsigned status, const
 	return 0;
 }
 
-static int respond_problem(struct lws *wsi, struct http_pss *pss, unsigned status,
-			   const char *code, const char *detail)
+static int respond_problem(struct lws *wsi, struct http_pss *pss, unsigned status, const char *code,
+			   const char *detail)
 {
 	json_t *o = json_pack("{s:s,s:s,s:i,s:s}", "type", "about:blank", "title", code, "status",
 			      (int)status, "code", code);
@@ -192,8 +192,7 @@ static int serve_static(struct http_server *srv, struct lws *wsi, struct http_ps
 	return 0;
 }
 
-static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *pss,
-		   const char *url)
+static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *pss, const char *url)
 {
 	srv->stats.http_requests++;
 	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
@@ -204,8 +203,8 @@ static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *ps
 		return respond_problem(wsi, pss, 405, "BAD_REQUEST",
 				       "only GET is served here (REST comes with the sandbox API)");
 	if (!strcmp(url, "/healthz")) {
-		const char *body = srv->shutting_down ? "{\"status\":\"stopping\"}\n" :
-							"{\"status\":\"ok\"}\n";
+		const char *body = srv->shutting_down ? "{\"status\":\"stopping\"}\n"
+						      : "{\"status\":\"ok\"}\n";
 		return respond(wsi, pss, srv->shutting_down ? 503 : 200, "application/json", body,
 			       strlen(body), NULL);
 	}
@@ -300,8 +299,11 @@ static int refuse_upgrade(struct lws *wsi, unsigned status, const char *code, co
 			 "HTTP/1.1 %u %s\r\nserver: labgwd\r\n"
 			 "content-type: application/problem+json\r\n"
 			 "content-length: %zu\r\nconnection: close\r\n%s\r\n%s",
-			 status, status == 403 ? "Forbidden" : status == 404 ? "Not Found" :
-				 status == 503 ? "Service Unavailable" : "Bad Request",
+			 status,
+			 status == 403	 ? "Forbidden"
+			 : status == 404 ? "Not Found"
+			 : status == 503 ? "Service Unavailable"
+					 : "Bad Request",
 			 strlen(body), security_headers, body);
 	free(body);
 	if (n < 0 || (size_t)n >= sizeof(buf) - LWS_PRE)

@@ -10,15 +10,15 @@ struct labgwd;
 struct http_server;
 
 struct http_stats {
-	uint64_t sessions;           /* WebSocket sessions now */
-	uint64_t sessions_total;     /* accepted since start */
-	uint64_t sessions_refused;   /* upgrades refused (limits, origin, path) */
-	uint64_t ws_messages_in;     /* client messages received */
-	uint64_t ws_frames_out;      /* frame messages sent */
-	uint64_t ws_dropped;         /* frames dropped at full session queues */
-	uint64_t ws_gaps;            /* gap notices sent */
-	uint64_t ws_errors;          /* error answers and protocol closes */
-	uint64_t http_requests;      /* plain HTTP requests */
+	uint64_t sessions;	   /* WebSocket sessions now */
+	uint64_t sessions_total;   /* accepted since start */
+	uint64_t sessions_refused; /* upgrades refused (limits, origin, path) */
+	uint64_t ws_messages_in;   /* client messages received */
+	uint64_t ws_frames_out;	   /* frame messages sent */
+	uint64_t ws_dropped;	   /* frames dropped at full session queues */
+	uint64_t ws_gaps;	   /* gap notices sent */
+	uint64_t ws_errors;	   /* error answers and protocol closes */
+	uint64_t http_requests;	   /* plain HTTP requests */
 };
 
 /* Listen on [http] listen. NULL on failure (logged). */

@@ -26,8 +26,9 @@ void log_init(void)
 	const char *js = getenv("JOURNAL_STREAM");
 	struct stat st;
 	unsigned long long dev, ino;
-	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
-		  (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+	journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+		  fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+		  (unsigned long long)st.st_ino == ino;
 }
 
 bool log_to_journal(void)

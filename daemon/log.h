@@ -24,20 +24,21 @@ int log_level_parse(const char *s);
 bool log_to_journal(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void log_vmsg(enum log_level level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 /* Tests: every message at or above the current level is also passed here. */
 typedef void (*log_hook_fn)(enum log_level level, const char *msg, void *user_data);
 void log_set_hook(log_hook_fn fn, void *user_data);
 
-#define log_error(...) log_msg(LOG_LVL_ERROR, __VA_ARGS__)
+#define log_error(...)	 log_msg(LOG_LVL_ERROR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_LVL_WARNING, __VA_ARGS__)
-#define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
-#define log_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
-#define log_debug(...)                                   \
-	do {                                             \
-		if (log_get_level() >= LOG_LVL_DEBUG)    \
-			log_msg(LOG_LVL_DEBUG, __VA_ARGS__); \
+#define log_notice(...)	 log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
+#define log_info(...)	 log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_get_level() >= LOG_LVL_DEBUG)                                              \
+			log_msg(LOG_LVL_DEBUG, __VA_ARGS__);                                       \
 	} while (0)
 
 #endif

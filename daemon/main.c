@@ -241,17 +241,17 @@ static void stop_all(struct labgwd *d)
 /* Keys that only take effect at restart keep their running value. */
 static void keep_restart_keys(struct config *old, struct config *nu)
 {
-#define KEEP_STR(f, name)                                                                  \
-	if (strcmp(old->f, nu->f)) {                                                       \
-		log_warning("reload: %s changed; it takes effect at the next restart", name); \
-		char *t = nu->f;                                                           \
-		nu->f = old->f;                                                            \
-		old->f = t;                                                                \
+#define KEEP_STR(f, name)                                                                          \
+	if (strcmp(old->f, nu->f)) {                                                               \
+		log_warning("reload: %s changed; it takes effect at the next restart", name);      \
+		char *t = nu->f;                                                                   \
+		nu->f = old->f;                                                                    \
+		old->f = t;                                                                        \
 	}
-#define KEEP_NUM(f, name)                                                                  \
-	if (old->f != nu->f) {                                                             \
-		log_warning("reload: %s changed; it takes effect at the next restart", name); \
-		nu->f = old->f;                                                            \
+#define KEEP_NUM(f, name)                                                                          \
+	if (old->f != nu->f) {                                                                     \
+		log_warning("reload: %s changed; it takes effect at the next restart", name);      \
+		nu->f = old->f;                                                                    \
 	}
 	KEEP_STR(gw_id, "[gateway] id");
 	KEEP_STR(state_dir, "[gateway] state_dir");
@@ -375,8 +375,10 @@ static void free_all(struct labgwd *d)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {"help-config", no_argument, NULL, 'C'},
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"help-config", no_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *path = DEFAULT_CONFIG;

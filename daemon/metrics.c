@@ -49,8 +49,8 @@ char *metrics_render(struct labgwd *d, size_t *len)
 			      radio_name(r), (unsigned long long)radio_frames_out(r));
 	family(&sb, "labgw_radio_restarts_total", "counter", "Restarts after failure or absence.");
 	for (struct labgw_radio *r = plugin_host_first(d->host); r; r = plugin_host_next(r))
-		strbuf_printf(&sb, "labgw_radio_restarts_total{radio=\"%s\"} %llu\n",
-			      radio_name(r), (unsigned long long)radio_restarts(r));
+		strbuf_printf(&sb, "labgw_radio_restarts_total{radio=\"%s\"} %llu\n", radio_name(r),
+			      (unsigned long long)radio_restarts(r));
 
 	struct bus_stats bs;
 	bus_get_stats(d->bus, &bs);

@@ -19,8 +19,8 @@
 #define MAX_INFLIGHT 512
 /* Messages published per loop iteration, so one busy link never starves
  * the rest of the loop. */
-#define DRAIN_BATCH 256
-#define REQUEST_MAX (64 * 1024)
+#define DRAIN_BATCH    256
+#define REQUEST_MAX    (64 * 1024)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
 
@@ -173,7 +173,8 @@ static void bus_wake(struct bus_sub *sub, void *user_data)
 	wake_drain(user_data);
 }
 
-static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const mosquitto_property *p)
+static void on_publish(struct mosquitto *m, void *ud, int mid, int reason,
+		       const mosquitto_property *p)
 {
 	struct mqtt_bridge *b = ud;
 	if (b->inflight)
@@ -181,7 +182,8 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason, const
 	wake_drain(b);
 }
 
-static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
+static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
+		       const mosquitto_property *p)
 {
 	struct mqtt_bridge *b = ud;
 	if (rc != 0) {

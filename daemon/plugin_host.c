@@ -13,7 +13,7 @@
 #include "log.h"
 #include "util.h"
 
-#define KV_KEY_MAX 64
+#define KV_KEY_MAX   64
 #define KV_VALUE_MAX (64 * 1024)
 
 struct module {
@@ -56,7 +56,7 @@ struct labgw_radio {
 	struct plugin_host *h;
 	char name[33];
 	struct module *mod;
-	uint32_t techs; /* what this instance serves: the module's, or fewer */
+	uint32_t techs;		   /* what this instance serves: the module's, or fewer */
 	const struct config *gcfg; /* the file this instance came from */
 	const struct config_radio *cfg;
 	bool *key_used;
@@ -66,7 +66,7 @@ struct labgw_radio {
 	char *reason;
 	json_t *details;
 	unsigned fails; /* consecutive failing callbacks */
-	unsigned gen;   /* bumped at every stop: stale work sees -ECANCELED */
+	unsigned gen;	/* bumped at every stop: stale work sees -ECANCELED */
 	uint64_t backoff_ms;
 	uint64_t up_since_ms; /* loop time of the last successful start */
 	uint64_t restarts;
@@ -77,8 +77,8 @@ struct labgw_radio {
 	struct watch *watches;
 	struct tmr *timers;
 	unsigned pending_work;
-	bool removing;  /* stopped for good; exit when work is done */
-	bool in_apply;  /* init ran in a pending apply: not yet live */
+	bool removing; /* stopped for good; exit when work is done */
+	bool in_apply; /* init ran in a pending apply: not yet live */
 	struct labgw_radio *next;
 };
 
@@ -517,8 +517,8 @@ int plugin_host_apply(struct plugin_host *h, const struct config *cfg)
 			continue;
 		}
 		*rp = r->next;
-		log_notice("radio %s: %s", r->name, rc ? "configuration changed, restarting" :
-							  "removed from configuration");
+		log_notice("radio %s: %s", r->name,
+			   rc ? "configuration changed, restarting" : "removed from configuration");
 		radio_remove(r);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -838,8 +838,7 @@ static int svc_frame_set_double(struct labgw_frame *f, enum labgw_section s, con
 	return frame_set((struct frame *)f, s, key, json_real(v));
 }
 
-static int svc_frame_set_bool(struct labgw_frame *f, enum labgw_section s, const char *key,
-			      bool v)
+static int svc_frame_set_bool(struct labgw_frame *f, enum labgw_section s, const char *key, bool v)
 {
 	return frame_set((struct frame *)f, s, key, json_boolean(v));
 }
@@ -986,9 +985,9 @@ static int svc_watch_fd_modify(struct labgw_radio *r, uint64_t id, unsigned even
 {
 	for (struct watch *w = r->watches; w; w = w->next)
 		if (w->id == id)
-			return uv_poll_start(&w->poll, (int)uv_events(events), poll_cb) < 0 ?
-				       -EINVAL :
-				       0;
+			return uv_poll_start(&w->poll, (int)uv_events(events), poll_cb) < 0
+				       ? -EINVAL
+				       : 0;
 	return -ENOENT;
 }
 

@@ -37,10 +37,10 @@ struct plugin_host_ops {
 };
 
 struct plugin_host_limits {
-	unsigned fail_threshold;    /* consecutive callback failures → failed */
-	uint64_t backoff_min_ms;    /* first restart delay after a failure */
-	uint64_t backoff_max_ms;    /* cap of the doubling delay */
-	uint64_t absent_retry_ms;   /* retry interval of an absent radio */
+	unsigned fail_threshold;  /* consecutive callback failures → failed */
+	uint64_t backoff_min_ms;  /* first restart delay after a failure */
+	uint64_t backoff_max_ms;  /* cap of the doubling delay */
+	uint64_t absent_retry_ms; /* retry interval of an absent radio */
 };
 
 struct plugin_host;

@@ -240,8 +240,8 @@ int policy_submit(struct policy *p, const struct principal *who, const char *top
 		return refuse(res, "BAD_REQUEST", "payload must be a JSON object");
 	snprintf(buf, sizeof(buf), "%s", topic);
 	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
-	bool sbx_tree = n >= 4 && !strcmp(lv[0], "labgw") && !strcmp(lv[1], "v1") &&
-			!strcmp(lv[2], "sbx");
+	bool sbx_tree =
+		n >= 4 && !strcmp(lv[0], "labgw") && !strcmp(lv[1], "v1") && !strcmp(lv[2], "sbx");
 	if (sbx_tree && n == 9 && !strcmp(lv[4], "tx") && !strcmp(lv[8], "req"))
 		return submit_tx(p, who, lv, payload, res);
 	if (sbx_tree && n == 6 && !strcmp(lv[4], "req"))

@@ -22,7 +22,7 @@ struct policy_result {
 	const char *code; /* DESIGN §7 error code, NULL when accepted */
 	char message[256];
 	long long retry_after_ms; /* < 0: none */
-	json_t *result;           /* on success, the answer body (caller owns) */
+	json_t *result;		  /* on success, the answer body (caller owns) */
 };
 
 struct policy *policy_new(struct labgwd *d);
@@ -46,6 +46,6 @@ unsigned policy_pending(const struct policy *p);
 /* Topic levels of a transmit request, for the front-ends' subscriptions:
  * labgw/v1/sbx/+/tx/+/{gw}/+/req and labgw/v1/sbx/+/req/+ */
 #define POLICY_TX_FILTER_FMT "labgw/v1/sbx/+/tx/+/%s/+/req"
-#define POLICY_REQ_FILTER "labgw/v1/sbx/+/req/+"
+#define POLICY_REQ_FILTER    "labgw/v1/sbx/+/req/+"
 
 #endif

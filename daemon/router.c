@@ -69,8 +69,8 @@ void router_radio_changed(struct labgwd *d, struct labgw_radio *r, bool removed)
 		bus_clear_retained(d->bus, topic);
 		policy_radio_gone(d->policy, radio_name(r));
 	} else {
-		struct frame *f = frame_new(d->cfg->gw_id, radio_name(r), LABGW_TECH_NONE,
-					    "state.radio");
+		struct frame *f =
+			frame_new(d->cfg->gw_id, radio_name(r), LABGW_TECH_NONE, "state.radio");
 		if (f) {
 			const json_t *det = radio_details(r);
 			if (det)

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TOPIC_MAX_LEN 1024
+#define TOPIC_MAX_LEN	 1024
 #define TOPIC_MAX_LEVELS 32
 
 /* A name a message may be published to: 1..TOPIC_MAX_LEN bytes, at most

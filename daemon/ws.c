@@ -38,7 +38,7 @@ struct ws_session {
 	struct reply *replies, **replies_tail;
 	unsigned nreplies;
 	bool rx_paused;
-	uint64_t gap; /* drops to announce before the next frame */
+	uint64_t gap;	      /* drops to announce before the next frame */
 	struct bus_msg *held; /* popped, to be written after the gap notice */
 	char last_id[FRAME_ID_MAX + 24];
 	int close_code; /* > 0: close at the next writable */
@@ -146,9 +146,10 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 		return;
 	}
 	if (op->since) {
-		reply_error(s, op->id, "BAD_REQUEST",
-			    "\"since\" needs the history store, which this gateway does not keep yet",
-			    -1);
+		reply_error(
+			s, op->id, "BAD_REQUEST",
+			"\"since\" needs the history store, which this gateway does not keep yet",
+			-1);
 		return;
 	}
 	if (bus_sub_filter_count(s->sub) >= s->max_subs && !bus_sub_has(s->sub, op->topic)) {
@@ -395,8 +396,7 @@ static int header_key(struct lws *wsi, char *key, size_t keylen)
 	return 1;
 }
 
-int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-		size_t len)
+int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
 	struct pss *pss = user;
 	struct http_server *srv = lws_context_user(lws_get_context(wsi));

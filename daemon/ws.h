@@ -9,13 +9,13 @@
 #include "http.h"
 
 #define WS_PROTOCOL_NAME "labgw.v1"
-#define WS_PATH "/api/v1/ws"
+#define WS_PATH		 "/api/v1/ws"
 
 /* Close codes of DESIGN §7 */
 #define WS_CLOSE_UNAUTHENTICATED 4401
-#define WS_CLOSE_FORBIDDEN 4403
-#define WS_CLOSE_QUOTA 4429
-#define WS_CLOSE_PROTOCOL 4400
+#define WS_CLOSE_FORBIDDEN	 4403
+#define WS_CLOSE_QUOTA		 4429
+#define WS_CLOSE_PROTOCOL	 4400
 
 struct ws_session;
 

@@ -53,8 +53,7 @@ int wsproto_parse(const char *buf, size_t len, struct ws_op *op, json_t **id, ch
 	json_error_t je;
 	memset(op, 0, sizeof(*op));
 	*id = NULL;
-	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES,
-				  &je);
+	json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
 		snprintf(err, errlen, "not valid JSON: %s (at byte %d)", je.text, je.position);
 		return -EINVAL;
@@ -69,8 +68,9 @@ int wsproto_parse(const char *buf, size_t len, struct ws_op *op, json_t **id, ch
 		bool ok = (json_is_string(jid) && json_string_length(jid) <= WSPROTO_ID_MAX) ||
 			  json_is_integer(jid);
 		if (!ok) {
-			snprintf(err, errlen, "\"id\" must be an integer or a string of at most %d "
-					      "bytes",
+			snprintf(err, errlen,
+				 "\"id\" must be an integer or a string of at most %d "
+				 "bytes",
 				 WSPROTO_ID_MAX);
 			json_decref(root);
 			return -EINVAL;

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WSPROTO_ID_MAX 64
+#define WSPROTO_ID_MAX	64
 #define WSPROTO_KEY_MAX 512
 
 enum ws_op_kind {
@@ -21,8 +21,8 @@ enum ws_op_kind {
 
 struct ws_op {
 	enum ws_op_kind kind;
-	json_t *root;      /* owns everything below */
-	json_t *id;        /* the client's "id" (string or integer) or NULL */
+	json_t *root;	   /* owns everything below */
+	json_t *id;	   /* the client's "id" (string or integer) or NULL */
 	const char *key;   /* auth */
 	const char *topic; /* sub, unsub, pub */
 	const char *since; /* sub, optional */

@@ -56,7 +56,7 @@ enum labgw_log_level {
 
 /* Which part of a frame a field setter writes to (DESIGN §5). */
 enum labgw_section {
-	LABGW_SIG = 1,  /* "sig": signal and channel of the observation */
+	LABGW_SIG = 1,	/* "sig": signal and channel of the observation */
 	LABGW_DATA = 2, /* "data": decoded fields */
 };
 
@@ -69,12 +69,12 @@ enum labgw_tx_status {
 };
 
 /* fd watch events */
-#define LABGW_FD_READ 0x1u
+#define LABGW_FD_READ  0x1u
 #define LABGW_FD_WRITE 0x2u
 #define LABGW_FD_ERROR 0x4u /* delivered, never requested: error or hang-up */
 
-struct labgw_radio;  /* one radio instance, owned by the host */
-struct labgw_frame;  /* a frame under construction, owned by the host */
+struct labgw_radio; /* one radio instance, owned by the host */
+struct labgw_frame; /* a frame under construction, owned by the host */
 
 /*
  * Callbacks a module registers. A negative return counts as a failure of the
@@ -92,9 +92,9 @@ typedef void (*labgw_done_fn)(void *user_data, int status);
 /* A transmit or request handed to a module. Borrowed for the call. */
 struct labgw_command {
 	uint32_t size;
-	const char *id;   /* host-assigned, unique; pass it back to tx_status */
+	const char *id;	  /* host-assigned, unique; pass it back to tx_status */
 	const char *sbx;  /* sandbox asking, or NULL for staff */
-	const char *op;   /* "tx" for a transmit, else the request op name */
+	const char *op;	  /* "tx" for a transmit, else the request op name */
 	const char *body; /* a JSON object, already checked to be valid JSON */
 	size_t body_len;
 	void *reserved[6];
@@ -123,8 +123,8 @@ struct labgw_host {
 	 * a bad value; a missing key yields `def` and 0.
 	 */
 	const char *(*config_get)(struct labgw_radio *r, const char *key);
-	int (*config_get_int)(struct labgw_radio *r, const char *key, long long min,
-			      long long max, long long def, long long *out);
+	int (*config_get_int)(struct labgw_radio *r, const char *key, long long min, long long max,
+			      long long def, long long *out);
 	int (*config_get_bool)(struct labgw_radio *r, const char *key, bool def, bool *out);
 	/* "250ms", "10s", "5m", "24h", "2d"; plain numbers are seconds. */
 	int (*config_get_duration_ms)(struct labgw_radio *r, const char *key, uint64_t min_ms,
@@ -147,8 +147,7 @@ struct labgw_host {
 			     int64_t v);
 	int (*frame_set_double)(struct labgw_frame *f, enum labgw_section s, const char *key,
 				double v);
-	int (*frame_set_bool)(struct labgw_frame *f, enum labgw_section s, const char *key,
-			      bool v);
+	int (*frame_set_bool)(struct labgw_frame *f, enum labgw_section s, const char *key, bool v);
 	int (*frame_set_str)(struct labgw_frame *f, enum labgw_section s, const char *key,
 			     const char *v);
 	/* bytes as lowercase hex, or as base64 */
@@ -229,20 +228,19 @@ struct labgw_plugin {
 
 	int (*init)(struct labgw_radio *r, const struct labgw_host *host, void **state);
 	int (*start)(void *state);
-	int (*command)(void *state, const struct labgw_command *cmd, char *errbuf,
-		       size_t errlen);
+	int (*command)(void *state, const struct labgw_command *cmd, char *errbuf, size_t errlen);
 	void (*stop)(void *state);
 	void (*exit)(void *state);
 
 	void *reserved[8];
 };
 
-#define LABGW_PLUGIN_DEFINE(...)                                                       \
-	__attribute__((visibility("default"))) const struct labgw_plugin labgw_plugin = { \
-		.size = sizeof(struct labgw_plugin),                                   \
-		.abi_major = LABGW_PLUGIN_ABI_MAJOR,                                   \
-		.abi_minor = LABGW_PLUGIN_ABI_MINOR,                                   \
-		__VA_ARGS__}
+#define LABGW_PLUGIN_DEFINE(...)                                                                   \
+	__attribute__((visibility("default")))                                                     \
+	const struct labgw_plugin labgw_plugin = {.size = sizeof(struct labgw_plugin),             \
+						  .abi_major = LABGW_PLUGIN_ABI_MAJOR,             \
+						  .abi_minor = LABGW_PLUGIN_ABI_MINOR,             \
+						  __VA_ARGS__}
 
 #ifdef __cplusplus
 }
