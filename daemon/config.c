@@ -134,7 +134,10 @@ static void perr(struct parse_state *ps, const char *section, const char *key, c
 	char where[300] = "";
 	if (section && section[0])
 		snprintf(where, sizeof(where), "[%s]%s", section, key ? " " : "");
-	log_error("%s:%d: %s%s: %s", ps->path, ps->line, where, key ? key : "", msg);
+	if (!where[0] && !key)
+		log_error("%s:%d: %s", ps->path, ps->line, msg);
+	else
+		log_error("%s:%d: %s%s: %s", ps->path, ps->line, where, key ? key : "", msg);
 	ps->errors++;
 }
 
