@@ -11,14 +11,14 @@ VERSION := $(shell cat VERSION)
 PYTHON ?= /usr/bin/python3
 
 CC ?= cc
-PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl
+PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl sqlite3
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-truncation -Wno-unused-parameter
 OPT ?= -O2 -g
 SAN ?=
-CPPFLAGS_ALL := -Idaemon -Idaemon/include -D_GNU_SOURCE -DLABGW_VERSION='"$(VERSION)"' \
+CPPFLAGS_ALL := -Idaemon -Idaemon/include -Iplugins/shared -D_GNU_SOURCE -DLABGW_VERSION='"$(VERSION)"' \
 	-DLABGW_PLUGIN_DIR='"$(PREFIX)/lib/labgw/plugins"' \
 	-DLABGW_WEB_ROOT='"$(PREFIX)/share/labgw/web"'
 CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -fno-common $(PKG_CFLAGS) $(CFLAGS)
@@ -26,14 +26,14 @@ LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
 # The daemon: everything in daemon/ but main.c goes into a static library so
 # that unit tests link the same objects.
-DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) plugins/shared/lora_airtime.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
 PLUGINS := sim
-sim_SHARED := plugins/shared/lorawan_crypto.c
+sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
@@ -76,6 +76,10 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PIC_FLAGS) -MMD -MP -c $< -o $@
+
+# rest.c compiles the OpenAPI document in (.incbin "docs/openapi.json": the
+# path is relative to this directory, where the compiler runs)
+$(BUILD)/obj/daemon/rest.o: docs/openapi.json
 
 $(LIBDAEMON): $(DAEMON_OBJS)
 	@rm -f $@

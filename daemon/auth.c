@@ -1,31 +1,44 @@
 #include "auth.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
-int auth_check(const char *key, struct principal *who, const char **why)
+#include "util.h"
+
+#define SECRET_LEN 43 /* 32 bytes in unpadded base64url */
+
+static bool b64url_char(char c)
 {
-	size_t n = strlen(key);
-	if (n == 0 || n > AUTH_KEY_MAX) {
-		*why = "key must be 1 to 512 characters";
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_';
+}
+
+int auth_split_key(const char *key, char id[33], const char **secret, const char **why)
+{
+	const char *dot = strchr(key, '.');
+	size_t idlen = dot ? (size_t)(dot - key) : 0;
+	if (!dot || idlen == 0 || idlen > 32) {
+		*why = "a key looks like <key_id>.<secret>";
 		return -EINVAL;
 	}
+	memcpy(id, key, idlen);
+	id[idlen] = '\0';
+	if (!ident_valid(id, 32)) {
+		*why = "a key looks like <key_id>.<secret>";
+		return -EINVAL;
+	}
+	const char *s = dot + 1;
+	size_t n = strlen(s);
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)key[i];
-		if (c <= 0x20 || c >= 0x7f) {
-			*why = "key must be printable ASCII without spaces";
+		if (!b64url_char(s[i])) {
+			*why = "a key looks like <key_id>.<secret>";
 			return -EINVAL;
 		}
 	}
-	const char *dot = strchr(key, '.');
-	size_t idlen = dot ? (size_t)(dot - key) : 0;
-	if (idlen == 0 || idlen > 64 || !dot[1]) {
-		*why = "key must look like <key_id>.<secret>";
+	if (n != SECRET_LEN) {
+		*why = "a key looks like <key_id>.<secret>";
 		return -EINVAL;
 	}
-	memset(who, 0, sizeof(*who));
-	memcpy(who->key_id, key, idlen);
-	who->staff = true;
+	*secret = s;
 	return 0;
 }

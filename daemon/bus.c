@@ -174,20 +174,30 @@ void bus_clear_retained(struct bus *bus, const char *topic)
 
 int bus_publish(struct bus *bus, const char *topic, struct frame *f, bool retain)
 {
+	uint64_t before = bus->stats.deliveries;
+	struct bus_msg *m = bus_publish_msg(bus, topic, f, retain);
+	if (!m)
+		return topic_name_valid(topic) && f->sealed ? -ENOMEM : -EINVAL;
+	bus_msg_unref(m);
+	return (int)(bus->stats.deliveries - before);
+}
+
+struct bus_msg *bus_publish_msg(struct bus *bus, const char *topic, struct frame *f, bool retain)
+{
 	char buf[TOPIC_MAX_LEN + 1];
 	const char *levels[TOPIC_MAX_LEVELS];
 	if (!f->sealed || !topic_name_valid(topic))
-		return -EINVAL;
+		return NULL;
 	size_t tl = strlen(topic);
 	memcpy(buf, topic, tl + 1);
 	int nlevels = topic_split(buf, levels, TOPIC_MAX_LEVELS);
 	if (nlevels < 0)
-		return -EINVAL;
+		return NULL;
 
 	struct bus_msg *m = calloc(1, sizeof(*m));
 	if (!m || !(m->topic = strdup(topic))) {
 		free(m);
-		return -ENOMEM;
+		return NULL;
 	}
 	m->refcnt = 1;
 	m->serial = ++bus->serial;
@@ -210,12 +220,9 @@ int bus_publish(struct bus *bus, const char *topic, struct frame *f, bool retain
 			}
 		}
 	}
-	uint64_t before = bus->stats.deliveries;
 	bus->stats.published++;
 	match(&bus->root, levels, 0, nlevels, m);
-	int n = (int)(bus->stats.deliveries - before);
-	bus_msg_unref(m);
-	return n;
+	return m;
 }
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *st)

@@ -53,6 +53,9 @@ void bus_msg_unref(struct bus_msg *m);
  * subscriptions. Returns the number of subscribers it was queued for, or a
  * negative errno (-EINVAL bad topic, -ENOMEM). The frame is borrowed. */
 int bus_publish(struct bus *bus, const char *topic, struct frame *f, bool retain);
+/* The same, returning the message (a reference the caller unrefs) so that it
+ * can be kept (history); NULL on failure. */
+struct bus_msg *bus_publish_msg(struct bus *bus, const char *topic, struct frame *f, bool retain);
 /* Forget the retained message of `topic`, if any. */
 void bus_clear_retained(struct bus *bus, const char *topic);
 void bus_get_stats(const struct bus *bus, struct bus_stats *st);

@@ -20,16 +20,18 @@
 #define MAX_VALUE_LEN  1024
 
 enum key_type {
-	KT_IDENT,    /* char *: [a-z0-9_-]{1,32} */
-	KT_STR,	     /* char * */
-	KT_PATH,     /* char *: relative paths resolved against the file's folder */
-	KT_INT,	     /* long long within [min,max] */
-	KT_DURATION, /* uint64_t ms within [min,max] */
-	KT_SIZE,     /* uint64_t bytes within [min,max] */
-	KT_LEVEL,    /* enum log_level */
-	KT_LISTEN,   /* host:port → char *host at off, int port at off2 */
-	KT_BROKER,   /* spawn | off | host:port */
-	KT_QOS,	     /* long long 0 or 1 */
+	KT_IDENT,      /* char *: [a-z0-9_-]{1,32} */
+	KT_STR,	       /* char * */
+	KT_PATH,       /* char *: relative paths resolved against the file's folder */
+	KT_INT,	       /* long long within [min,max] */
+	KT_DURATION,   /* uint64_t ms within [min,max] */
+	KT_SIZE,       /* uint64_t bytes within [min,max] */
+	KT_LEVEL,      /* enum log_level */
+	KT_LISTEN,     /* host:port → char *host at off, int port at off2 */
+	KT_LISTEN_OPT, /* like KT_LISTEN, or empty: host "" and port -1 */
+	KT_PATH_OPT,   /* like KT_PATH, or empty */
+	KT_BROKER,     /* spawn | off | host:port */
+	KT_QOS,	       /* long long 0 or 1 */
 };
 
 struct key_desc {
@@ -76,7 +78,7 @@ static const struct key_desc keys[] = {
 	{"http", "idle_timeout", KT_DURATION, OFF(ws_idle_timeout_ms), 0, "60s", 2000, 86400000,
 	 false,
 	 "A WebSocket peer silent this long is pinged at half of it and dropped at the end."},
-	{"http", "auth_timeout", KT_DURATION, OFF(ws_auth_timeout_ms), 0, "10s", 100, 600000, true,
+	{"http", "auth_timeout", KT_DURATION, OFF(ws_auth_timeout_ms), 0, "5s", 100, 600000, true,
 	 "Time a WebSocket client has to authenticate before it is closed with 4401."},
 	{"http", "max_sessions", KT_INT, OFF(http_max_sessions), 0, "10000", 1, 1000000, true,
 	 "Concurrent WebSocket sessions; further upgrades are refused with HTTP 503."},
@@ -85,9 +87,35 @@ static const struct key_desc keys[] = {
 	 "`off`: no MQTT."},
 	{"mqtt", "spawn_listen", KT_LISTEN, OFF(mqtt_spawn_host), OFF(mqtt_spawn_port),
 	 "127.0.0.1:1883", 0, 0, true,
-	 "Where a spawned broker listens (port 0 picks a free one, logged at start)."},
+	 "Plain MQTT listener of a spawned broker (port 0 picks a free one, logged at start). "
+	 "Clients log in with a key: username = key id, password = the whole key; anonymous "
+	 "clients are refused. The bridge connects here too."},
+	{"mqtt", "spawn_listen_tls", KT_LISTEN_OPT, OFF(mqtt_spawn_tls_host),
+	 OFF(mqtt_spawn_tls_port), "", 0, 0, true,
+	 "MQTT over TLS (1.2 or later) listener of a spawned broker, `host:port`; empty: none. "
+	 "Needs `tls_cert` and `tls_key`."},
+	{"mqtt", "spawn_listen_ws", KT_LISTEN_OPT, OFF(mqtt_spawn_ws_host), OFF(mqtt_spawn_ws_port),
+	 "", 0, 0, true,
+	 "MQTT over WebSocket listener of a spawned broker, for browsers, `host:port`; empty: "
+	 "none. With `tls_cert` set it speaks TLS (`wss://`), else plain `ws://`."},
+	{"mqtt", "tls_cert", KT_PATH_OPT, OFF(mqtt_tls_cert), 0, "", 0, 0, true,
+	 "PEM certificate (chain) of a spawned broker's TLS and WebSocket listeners; it must be "
+	 "readable by labgwd's user."},
+	{"mqtt", "tls_key", KT_PATH_OPT, OFF(mqtt_tls_key), 0, "", 0, 0, true,
+	 "PEM private key of `tls_cert`."},
+	{"mqtt", "dynsec_plugin", KT_PATH_OPT, OFF(mqtt_dynsec_plugin), 0, "", 0, 0, true,
+	 "mosquitto's dynamic-security plugin, loaded by a spawned broker; empty: Debian's "
+	 "`/usr/lib/{multiarch}/mosquitto_dynamic_security.so`."},
 	{"mqtt", "mosquitto", KT_PATH, OFF(mosquitto_bin), 0, "/usr/sbin/mosquitto", 0, 0, true,
 	 "The mosquitto binary started for `broker = spawn`."},
+	{"mqtt", "username", KT_STR, OFF(mqtt_username), 0, "", 0, 0, true,
+	 "With `broker = host:port`: the user the bridge logs in as. Keys are enforced on that "
+	 "broker only if it runs the dynamic-security plugin and this user is its admin; "
+	 "otherwise labgwd logs an error and bridges frames all the same. Empty: no login. (A "
+	 "spawned broker's admin login is made by labgwd, in `{state_dir}/mosquitto/admin.pw`.)"},
+	{"mqtt", "password_file", KT_PATH_OPT, OFF(mqtt_password_file), 0, "", 0, 0, true,
+	 "With `broker = host:port`: file whose first line is the bridge's password (keep it "
+	 "mode 0600); read when the bridge starts, never logged."},
 	{"mqtt", "client_id", KT_STR, OFF(mqtt_client_id), 0, "", 0, 0, true,
 	 "MQTT client id of the bridge; empty means `labgwd-{gw}`."},
 	{"mqtt", "qos", KT_QOS, OFF(mqtt_qos), 0, "0", 0, 1, true,
@@ -99,7 +127,15 @@ static const struct key_desc keys[] = {
 	 "and counted in `labgw_mqtt_dropped_total`."},
 	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h", 60000,
 	 30LL * 86400000, true,
-	 "How often the secret behind device pseudonyms rotates (used by the sandbox router)."},
+	 "How often the secret behind the pseudonyms of unclaimed devices rotates: within one "
+	 "period a sandbox sees a device under one pseudonym."},
+	{"privacy", "observe_payload", KT_STR, OFF(observe_payload), 0, "", 0, 0, true,
+	 "Space-separated techs whose raw payload observers (the `observe` right) see for "
+	 "unclaimed devices; empty: none (payloads can hold addresses, names and numbers)."},
+	{"history", "max_frames", KT_INT, OFF(history_max_frames), 0, "10000", 0, 10000000, true,
+	 "Frames kept per sandbox for replay (`since`) and GET .../frames; 0 keeps none."},
+	{"history", "max_age", KT_DURATION, OFF(history_max_age_ms), 0, "24h", 60000,
+	 90LL * 86400000, true, "Frames older than this leave the history."},
 };
 
 struct parse_state {
@@ -179,6 +215,9 @@ static const char *apply_key(struct config *cfg, const struct key_desc *d, const
 			return "must not be empty";
 		set_str((char **)(base + d->off), resolve_path(dir, v));
 		return NULL;
+	case KT_PATH_OPT:
+		set_str((char **)(base + d->off), *v ? resolve_path(dir, v) : strdup(""));
+		return NULL;
 	case KT_INT:
 	case KT_QOS:
 		r = parse_int(v, d->min, d->max, &ll);
@@ -208,6 +247,13 @@ static const char *apply_key(struct config *cfg, const struct key_desc *d, const
 			return "must be one of error, warning, notice, info, debug";
 		*(enum log_level *)(base + d->off) = (enum log_level)r;
 		return NULL;
+	case KT_LISTEN_OPT:
+		if (!*v) {
+			set_str((char **)(base + d->off), strdup(""));
+			*(int *)(base + d->off2) = -1;
+			return NULL;
+		}
+		/* fall through */
 	case KT_LISTEN: {
 		char host[256];
 		int port;
@@ -403,6 +449,35 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1;
 }
 
+/* The line a key was given on (0: not given). */
+static int key_line(const struct parse_state *ps, const char *section, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, key))
+			return ps->seen[i] ? ps->seen_line[i] : 0;
+	return 0;
+}
+
+/* [mqtt] keys that only make sense together */
+static void check_mqtt(struct parse_state *ps)
+{
+	const struct config *cfg = ps->cfg;
+	bool cert = cfg->mqtt_tls_cert[0], key = cfg->mqtt_tls_key[0];
+	if (cert != key) {
+		ps->line = key_line(ps, "mqtt", cert ? "tls_cert" : "tls_key");
+		perr(ps, "mqtt", cert ? "tls_cert" : "tls_key", "needs `%s` as well",
+		     cert ? "tls_key" : "tls_cert");
+	}
+	if (cfg->mqtt_spawn_tls_port >= 0 && !cert) {
+		ps->line = key_line(ps, "mqtt", "spawn_listen_tls");
+		perr(ps, "mqtt", "spawn_listen_tls", "needs `tls_cert` and `tls_key`");
+	}
+	if (cfg->mqtt_password_file[0] && !cfg->mqtt_username[0]) {
+		ps->line = key_line(ps, "mqtt", "password_file");
+		perr(ps, "mqtt", "password_file", "needs `username` as well");
+	}
+}
+
 static struct config *config_new_defaults(void)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
@@ -462,6 +537,8 @@ int config_load_stream(FILE *fp, const char *path, struct config **out)
 			perr(&ps, sec, "module", "missing (which radio module to load)");
 		}
 	}
+	if (!ps.errors)
+		check_mqtt(&ps);
 	free(ps.dir);
 	for (size_t i = 0; i < ps.nhdrs; i++)
 		free(ps.hdrs[i].name);
@@ -483,7 +560,9 @@ void config_free(struct config *cfg)
 		case KT_IDENT:
 		case KT_STR:
 		case KT_PATH:
+		case KT_PATH_OPT:
 		case KT_LISTEN:
+		case KT_LISTEN_OPT:
 			free(*(char **)((char *)cfg + keys[i].off));
 			break;
 		case KT_INT:

@@ -61,6 +61,15 @@ struct config {
 	int mqtt_port;
 	char *mqtt_spawn_host; /* where a spawned broker listens */
 	int mqtt_spawn_port;
+	char *mqtt_spawn_tls_host; /* "" and port -1: no TLS listener */
+	int mqtt_spawn_tls_port;
+	char *mqtt_spawn_ws_host; /* "" and port -1: no WebSocket listener */
+	int mqtt_spawn_ws_port;
+	char *mqtt_tls_cert; /* "" = none */
+	char *mqtt_tls_key;
+	char *mqtt_dynsec_plugin; /* "" = Debian's multiarch path */
+	char *mqtt_username;	  /* external broker login; "" = none */
+	char *mqtt_password_file; /* "" = none */
 	char *mosquitto_bin;
 	char *mqtt_client_id; /* "" = labgwd-{gw} */
 	long long mqtt_qos;
@@ -69,6 +78,11 @@ struct config {
 
 	/* [privacy] */
 	uint64_t pseudonym_rotation_ms;
+	char *observe_payload; /* techs whose payload observers see */
+
+	/* [history] */
+	long long history_max_frames;
+	uint64_t history_max_age_ms;
 
 	struct config_radio *radios;
 	size_t nradios;

@@ -15,17 +15,29 @@
 struct http_server;
 struct mqtt_bridge;
 struct broker;
+struct dynsec;
 struct policy;
+struct store;
+struct sandboxes;
+struct history;
+struct privacy;
+struct kiosk;
 
 struct labgwd {
 	uv_loop_t *loop;
 	struct config *cfg; /* the running configuration */
 	const char *config_path;
 	struct bus *bus;
+	struct store *store;
+	struct sandboxes *sandboxes;
+	struct history *history;
+	struct privacy *privacy;
+	struct kiosk *kiosk;
 	struct policy *policy;
 	struct plugin_host *host;
 	struct broker *broker;
 	struct mqtt_bridge *mqtt;
+	struct dynsec *dynsec; /* keys on the broker; outlives bridge restarts */
 	struct http_server *http;
 	uint64_t seq; /* last frame sequence number handed out */
 	uint64_t started_us;

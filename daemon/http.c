@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "daemon.h"
 #include "log.h"
 #include "metrics.h"
+#include "rest.h"
 #include "util.h"
 #include "ws.h"
 
@@ -38,11 +40,15 @@ struct http_server {
 	uint64_t drain_deadline;
 };
 
-/* per HTTP transaction */
+/* per HTTP connection, reset for each transaction */
 struct http_pss {
 	unsigned char *body; /* LWS_PRE headroom, then the body */
 	size_t len, sent;
-	bool head; /* HEAD: headers only */
+	bool head;  /* HEAD: headers only */
+	bool close; /* close the connection after the answer */
+	/* a REST request whose body is being read */
+	struct rest_call *call;
+	struct strbuf rx;
 };
 
 struct labgwd *http__daemon(struct http_server *s)
@@ -192,16 +198,226 @@ static int serve_static(struct http_server *srv, struct lws *wsi, struct http_ps
 	return 0;
 }
 
+static enum rest_method request_method(struct lws *wsi)
+{
+	static const struct {
+		enum lws_token_indexes tok;
+		enum rest_method m;
+	} methods[] = {
+		{WSI_TOKEN_GET_URI, REST_GET},	       {WSI_TOKEN_HEAD_URI, REST_HEAD},
+		{WSI_TOKEN_POST_URI, REST_POST},       {WSI_TOKEN_PUT_URI, REST_PUT},
+		{WSI_TOKEN_PATCH_URI, REST_PATCH},     {WSI_TOKEN_DELETE_URI, REST_DELETE},
+		{WSI_TOKEN_OPTIONS_URI, REST_OPTIONS},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
+		if (lws_hdr_total_length(wsi, methods[i].tok) > 0)
+			return methods[i].m;
+	return 0;
+}
+
+/* Write a REST answer: the common headers, the security headers, and the
+ * ones of the answer. */
+static int respond_rest(struct http_server *srv, struct lws *wsi, struct http_pss *pss,
+			struct rest_response *rs)
+{
+	char extra[1024];
+	snprintf(extra, sizeof(extra), "%s%s%s", security_headers, rs->headers,
+		 pss->close ? "connection: close\x0d\x0a" : "");
+	if (rs->status >= 400)
+		srv->stats.rest_errors++;
+	int rc = respond(wsi, pss, rs->status, rs->content_type, rs->body, rs->len, extra);
+	rest_response_release(rs);
+	return rc;
+}
+
+/* The query string as lws decoded it, split into name and value. -1 when
+ * it is too long or has too many parameters. */
+static int query_args(struct lws *wsi, char *buf, size_t cap, struct rest_arg *args, size_t *nargs)
+{
+	*nargs = 0;
+	int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+	if (total <= 0)
+		return 0;
+	if ((size_t)total >= cap)
+		return -1;
+	char *p = buf;
+	for (int i = 0;; i++) {
+		int n = lws_hdr_copy_fragment(wsi, p, (int)(cap - (size_t)(p - buf)),
+					      WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			break;
+		if (n == 0)
+			continue; /* "a=1&&b=2" */
+		if (*nargs == REST_ARGS_MAX)
+			return -1;
+		char *eq = strchr(p, '=');
+		args[*nargs].name = p;
+		args[*nargs].value = eq ? eq + 1 : p + n;
+		if (eq)
+			*eq = '\0';
+		(*nargs)++;
+		p += n + 1;
+	}
+	return 0;
+}
+
+/* A request under /api/v1/: refuse what can be refused from its headers,
+ * then either answer now or read the body (LWS_CALLBACK_HTTP_BODY) and
+ * answer at LWS_CALLBACK_HTTP_BODY_COMPLETION. */
+static int on_rest(struct http_server *srv, struct lws *wsi, struct http_pss *pss, const char *url,
+		   enum rest_method method)
+{
+	struct rest_response rs;
+	memset(&rs, 0, sizeof(rs));
+	if (!method) {
+		rest_problem(&rs, 405, "BAD_REQUEST", "unsupported method");
+		return respond_rest(srv, wsi, pss, &rs);
+	}
+	if (srv->shutting_down) {
+		/* the sandbox layer stops right after the front-ends */
+		pss->close = true;
+		rest_problem(&rs, 503, "INTERNAL", "gateway shutting down");
+		return respond_rest(srv, wsi, pss, &rs);
+	}
+	/* lws reads no chunked request bodies, and takes a POST, PUT or
+	 * PATCH without Content-Length for one of 100 MB: whatever follows
+	 * on the connection would be read as that body */
+	long long clen = -1;
+	char num[24];
+	int hl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (hl > 0) {
+		if ((size_t)hl >= sizeof(num) ||
+		    lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) < 0 ||
+		    parse_int(num, 0, INT64_MAX, &clen) < 0) {
+			pss->close = true;
+			rest_problem(&rs, 400, "BAD_REQUEST", "Content-Length is not a number");
+			return respond_rest(srv, wsi, pss, &rs);
+		}
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		pss->close = true;
+		rest_problem(&rs, 411, "BAD_REQUEST",
+			     "chunked request bodies are not supported: send Content-Length");
+		return respond_rest(srv, wsi, pss, &rs);
+	}
+	if (clen < 0 && (method == REST_POST || method == REST_PUT || method == REST_PATCH))
+		pss->close = true;
+	/* an answer sent before the body is read makes lws discard the rest
+	 * of it, keeping the connection; beyond this much, we close it */
+	if (clen > 16 * REST_BODY_MAX)
+		pss->close = true;
+
+	char qbuf[2048];
+	struct rest_arg args[REST_ARGS_MAX];
+	size_t nargs = 0;
+	if (query_args(wsi, qbuf, sizeof(qbuf), args, &nargs) < 0) {
+		rest_problem(&rs, 400, "BAD_REQUEST",
+			     "query string too long (at most %zu bytes, %d parameters)",
+			     sizeof(qbuf) - 1, REST_ARGS_MAX);
+		return respond_rest(srv, wsi, pss, &rs);
+	}
+	char authz[AUTH_KEY_MAX + 64];
+	bool has_authz = false;
+	int al = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (al > 0) {
+		/* an over-long header is passed on cut, and refused as a key */
+		has_authz = true;
+		if ((size_t)al >= sizeof(authz) ||
+		    lws_hdr_copy(wsi, authz, sizeof(authz), WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+			snprintf(authz, sizeof(authz), "Bearer (too long)");
+	}
+	char peer[64] = "";
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	struct rest_request rq = {
+		.method = method,
+		.path = url,
+		.args = args,
+		.nargs = nargs,
+		.authorization = has_authz ? authz : NULL,
+		.peer = peer,
+	};
+	struct rest_call *call = NULL;
+	enum rest_next next = rest_call_start(srv->d, &rq, clen > 0, &call, &rs);
+	explicit_bzero(authz, sizeof(authz));
+	if (next == REST_READ_BODY) {
+		if (clen > REST_BODY_MAX) {
+			rest_call_free(call);
+			rest_problem(&rs, 413, "TOO_LARGE", "the body exceeds %d bytes",
+				     REST_BODY_MAX);
+			return respond_rest(srv, wsi, pss, &rs);
+		}
+		pss->call = call;
+		strbuf_init(&pss->rx, (size_t)clen);
+		return 0;
+	}
+	return respond_rest(srv, wsi, pss, &rs);
+}
+
+/* LWS_CALLBACK_HTTP_BODY: collect a REST body */
+static int on_body(struct http_server *srv, struct lws *wsi, struct http_pss *pss, const void *in,
+		   size_t len)
+{
+	if (!pss->call)
+		return 0; /* answered already: lws discards the rest */
+	if (pss->rx.len + len > REST_BODY_MAX) {
+		struct rest_response rs;
+		memset(&rs, 0, sizeof(rs));
+		rest_call_free(pss->call);
+		pss->call = NULL;
+		strbuf_release(&pss->rx);
+		rest_problem(&rs, 413, "TOO_LARGE", "the body exceeds %d bytes", REST_BODY_MAX);
+		return respond_rest(srv, wsi, pss, &rs);
+	}
+	strbuf_append(&pss->rx, in, len);
+	return 0;
+}
+
+/* LWS_CALLBACK_HTTP_BODY_COMPLETION */
+static int on_body_done(struct http_server *srv, struct lws *wsi, struct http_pss *pss)
+{
+	if (!pss->call) {
+		/* answered before the body was read (a refusal, an operation
+		 * without body, a static file): lws writes such an answer while
+		 * the body still comes in, then discards the rest of it */
+		lws_callback_on_writable(wsi);
+		return 0;
+	}
+	struct rest_response rs;
+	memset(&rs, 0, sizeof(rs));
+	if (pss->rx.failed)
+		rest_problem(&rs, 500, "INTERNAL", "out of memory");
+	else
+		rest_call_finish(pss->call, pss->rx.buf ? pss->rx.buf : "", pss->rx.len, &rs);
+	rest_call_free(pss->call);
+	pss->call = NULL;
+	strbuf_release(&pss->rx);
+	return respond_rest(srv, wsi, pss, &rs);
+}
+
+static void request_reset(struct http_pss *pss)
+{
+	free(pss->body);
+	pss->body = NULL;
+	rest_call_free(pss->call);
+	pss->call = NULL;
+	strbuf_release(&pss->rx);
+	pss->close = false;
+	pss->head = false;
+}
+
 static int on_http(struct http_server *srv, struct lws *wsi, struct http_pss *pss, const char *url)
 {
 	srv->stats.http_requests++;
-	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
-	pss->head = !get && lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) > 0;
-	if (pss->head)
-		get = true;
-	if (!get)
+	request_reset(pss);
+	enum rest_method method = request_method(wsi);
+	pss->head = method == REST_HEAD;
+	if (!strncmp(url, REST_PREFIX, strlen(REST_PREFIX)) && strcmp(url, WS_PATH)) {
+		srv->stats.rest_requests++;
+		return on_rest(srv, wsi, pss, url, method);
+	}
+	if (method != REST_GET && method != REST_HEAD)
 		return respond_problem(wsi, pss, 405, "BAD_REQUEST",
-				       "only GET is served here (REST comes with the sandbox API)");
+				       "only GET and HEAD are served here");
 	if (!strcmp(url, "/healthz")) {
 		const char *body = srv->shutting_down ? "{\"status\":\"stopping\"}\n"
 						      : "{\"status\":\"ok\"}\n";
@@ -347,6 +563,16 @@ static int confirm_upgrade(struct http_server *srv, struct lws *wsi, const char 
 	return refuse_upgrade(wsi, status, code, why);
 }
 
+/* The answer is out: next request, or close (see on_rest). An answer
+ * sent before its request's body was read makes lws discard the rest of
+ * the body first. */
+static int finish_transaction(struct lws *wsi, struct http_pss *pss)
+{
+	if (pss->close)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			 size_t len)
 {
@@ -367,7 +593,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (pss->head) {
 			free(pss->body);
 			pss->body = NULL;
-			return lws_http_transaction_completed(wsi) ? -1 : 0;
+			return finish_transaction(wsi, pss);
 		}
 		size_t chunk = pss->len - pss->sent;
 		if (chunk > 16384)
@@ -386,23 +612,18 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		}
 		free(pss->body);
 		pss->body = NULL;
-		return lws_http_transaction_completed(wsi) ? -1 : 0;
+		return finish_transaction(wsi, pss);
 	}
 	case LWS_CALLBACK_HTTP_BODY:
-		return 0; /* not used: every request with a body is refused */
+		return on_body(srv, wsi, pss, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		/* the answer was started in LWS_CALLBACK_HTTP; lws held it back
-		 * until the body was read */
-		lws_callback_on_writable(wsi);
-		return 0;
+		return on_body_done(srv, wsi, pss);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return confirm_upgrade(srv, wsi, in ? (const char *)in : "");
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (pss) {
-			free(pss->body);
-			pss->body = NULL;
-		}
+		if (pss)
+			request_reset(pss);
 		return 0;
 	default:
 		return lws_callback_http_dummy(wsi, reason, user, in, len);

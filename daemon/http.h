@@ -1,6 +1,7 @@
 /* HTTP and WebSocket front-end on libwebsockets, on the daemon's own libuv
  * loop (foreign loop; no second thread). Serves static files from web_root,
- * /healthz, /metrics, and the WebSocket API at /api/v1/ws (ws.c). */
+ * /healthz, /metrics, the REST API under /api/v1/ (rest.c) and the WebSocket
+ * API at /api/v1/ws (ws.c). */
 #ifndef LABGW_HTTP_H
 #define LABGW_HTTP_H
 
@@ -19,6 +20,8 @@ struct http_stats {
 	uint64_t ws_gaps;	   /* gap notices sent */
 	uint64_t ws_errors;	   /* error answers and protocol closes */
 	uint64_t http_requests;	   /* plain HTTP requests */
+	uint64_t rest_requests;	   /* of them, under /api/v1/ */
+	uint64_t rest_errors;	   /* REST answers with status >= 400 */
 };
 
 /* Listen on [http] listen. NULL on failure (logged). */

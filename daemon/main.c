@@ -11,13 +11,20 @@
 
 #include "broker.h"
 #include "daemon.h"
+#include "dynsec.h"
+#include "history.h"
 #include "http.h"
+#include "kiosk.h"
 #include "log.h"
 #include "mqtt.h"
 #include "notify.h"
 #include "policy.h"
+#include "privacy.h"
 #include "router.h"
+#include "sandbox.h"
+#include "store.h"
 #include "util.h"
+#include "ws.h"
 
 #define DEFAULT_CONFIG "/etc/labgw/labgw.conf"
 /* SIGTERM to exit: the daemon gives up waiting for its handles after this */
@@ -64,11 +71,17 @@ static uint64_t host_next_seq(void *ud)
 	return labgwd_next_seq(ud);
 }
 
+static void host_prepare(void *ud, struct frame *f)
+{
+	router_prepare(ud, f);
+}
+
 static const struct plugin_host_ops host_ops = {
 	.publish = host_publish,
 	.radio_changed = host_radio_changed,
 	.tx_status = host_tx_status,
 	.next_seq = host_next_seq,
+	.prepare = host_prepare,
 };
 
 /* ---- the module table: started in order, stopped in reverse ------------ */
@@ -112,6 +125,60 @@ static int bus_start(struct labgwd *d)
 static void bus_stop(struct labgwd *d)
 {
 	/* freed after the loop: sessions still hold subscriptions until then */
+}
+
+static int store_start(struct labgwd *d)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/labgw.db", d->cfg->state_dir);
+	int rc = store_open(path, &d->store);
+	if (rc < 0)
+		log_error("cannot open the database %s: %s", path, strerror(-rc));
+	return rc;
+}
+
+static void store_stop(struct labgwd *d)
+{
+	/* closed after the loop: the history writer may still be at work */
+}
+
+static void key_gone(void *ud, const char *key_id)
+{
+	struct labgwd *d = ud;
+	if (d->http)
+		ws_key_gone(d->http, key_id);
+}
+
+/* keys, rights, claims, leases, quotas; pseudonyms; history; kiosk */
+static int sandboxes_up(struct labgwd *d)
+{
+	d->sandboxes = sandboxes_new(d, d->store);
+	d->privacy = d->sandboxes ? privacy_new(d, d->store) : NULL;
+	d->history = d->privacy ? history_new(d, d->store) : NULL;
+	d->kiosk = d->history ? kiosk_new(d) : NULL;
+	if (!d->kiosk)
+		return -ENOMEM;
+	/* the broker's logins follow the keys (dynsec.h) */
+	d->dynsec = dynsec_new(d);
+	if (!d->dynsec)
+		return -ENOMEM;
+	sandboxes_on_key_new(d->sandboxes, dynsec_key_new, d->dynsec);
+	sandboxes_on_key_gone(d->sandboxes, dynsec_key_gone, d->dynsec);
+	int rc = sandboxes_start(d->sandboxes);
+	if (rc < 0)
+		return rc;
+	sandboxes_on_key_gone(d->sandboxes, key_gone, d);
+	history_start(d->history);
+	kiosk_start(d->kiosk);
+	return 0;
+}
+
+static void sandboxes_down(struct labgwd *d)
+{
+	kiosk_stop(d->kiosk);
+	history_stop(d->history);
+	sandboxes_stop(d->sandboxes);
+	dynsec_shutdown(d->dynsec);
 }
 
 static int policy_start(struct labgwd *d)
@@ -198,11 +265,12 @@ struct module_def {
 	void (*stop)(struct labgwd *d);
 };
 
-/* log and config come first, in main(); the store joins with the sandbox
- * issue, after the loop services */
+/* log and config come first, in main() */
 static const struct module_def modules[] = {
 	{"loop services", services_start, services_stop},
+	{"store", store_start, store_stop},
 	{"bus", bus_start, bus_stop},
+	{"sandboxes", sandboxes_up, sandboxes_down},
 	{"policy", policy_start, policy_stop},
 	{"plugin host", host_start, host_stop},
 	{"mqtt", mqtt_up, mqtt_down},
@@ -271,6 +339,15 @@ static bool mqtt_changed(const struct config *a, const struct config *b)
 	       a->mqtt_spawn_port != b->mqtt_spawn_port ||
 	       strcmp(a->mosquitto_bin, b->mosquitto_bin) ||
 	       strcmp(a->mqtt_client_id, b->mqtt_client_id) ||
+	       strcmp(a->mqtt_spawn_tls_host, b->mqtt_spawn_tls_host) ||
+	       a->mqtt_spawn_tls_port != b->mqtt_spawn_tls_port ||
+	       strcmp(a->mqtt_spawn_ws_host, b->mqtt_spawn_ws_host) ||
+	       a->mqtt_spawn_ws_port != b->mqtt_spawn_ws_port ||
+	       strcmp(a->mqtt_tls_cert, b->mqtt_tls_cert) ||
+	       strcmp(a->mqtt_tls_key, b->mqtt_tls_key) ||
+	       strcmp(a->mqtt_dynsec_plugin, b->mqtt_dynsec_plugin) ||
+	       strcmp(a->mqtt_username, b->mqtt_username) ||
+	       strcmp(a->mqtt_password_file, b->mqtt_password_file) ||
 	       a->mqtt_keepalive_ms != b->mqtt_keepalive_ms || a->mqtt_queue != b->mqtt_queue;
 }
 
@@ -366,9 +443,15 @@ static void free_all(struct labgwd *d)
 	http_server_free(d->http);
 	mqtt_bridge_free(d->mqtt);
 	broker_free(d->broker);
+	dynsec_free(d->dynsec);
 	plugin_host_free(d->host);
 	policy_free(d->policy);
+	kiosk_free(d->kiosk);
+	history_free(d->history);
+	privacy_free(d->privacy);
+	sandboxes_free(d->sandboxes);
 	bus_free(d->bus);
+	store_close(d->store);
 	config_free(d->cfg);
 }
 

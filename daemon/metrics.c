@@ -87,6 +87,11 @@ char *metrics_render(struct labgwd *d, size_t *len)
 		value(&sb, "labgw_ws_errors_total", hs.ws_errors);
 		family(&sb, "labgw_http_requests_total", "counter", "Plain HTTP requests.");
 		value(&sb, "labgw_http_requests_total", hs.http_requests);
+		family(&sb, "labgw_rest_requests_total", "counter", "REST API requests.");
+		value(&sb, "labgw_rest_requests_total", hs.rest_requests);
+		family(&sb, "labgw_rest_errors_total", "counter",
+		       "REST API answers with an error status (4xx, 5xx).");
+		value(&sb, "labgw_rest_errors_total", hs.rest_errors);
 	}
 
 	struct mqtt_stats ms = {0};
@@ -107,6 +112,16 @@ char *metrics_render(struct labgwd *d, size_t *len)
 	value(&sb, "labgw_mqtt_queue", ms.queued);
 	family(&sb, "labgw_mqtt_requests_total", "counter", "Client requests received over MQTT.");
 	value(&sb, "labgw_mqtt_requests_total", ms.requests);
+	family(&sb, "labgw_mqtt_acl_ok", "gauge",
+	       "1 when the broker's dynamic-security plugin answered on the current connection "
+	       "(keys are enforced on MQTT).");
+	value(&sb, "labgw_mqtt_acl_ok", ms.acl_ok);
+	family(&sb, "labgw_mqtt_dynsec_commands_total", "counter",
+	       "Dynamic-security commands sent to the broker (resends count again).");
+	value(&sb, "labgw_mqtt_dynsec_commands_total", ms.dynsec_sent);
+	family(&sb, "labgw_mqtt_dynsec_failed_total", "counter",
+	       "Dynamic-security commands the broker refused or did not answer.");
+	value(&sb, "labgw_mqtt_dynsec_failed_total", ms.dynsec_failed);
 	if (d->broker) {
 		family(&sb, "labgw_broker_running", "gauge", "1 while the spawned broker runs.");
 		value(&sb, "labgw_broker_running", broker_running(d->broker));

@@ -1,16 +1,23 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth.h"
+#include "broker.h"
 #include "daemon.h"
+#include "dynsec.h"
 #include "log.h"
 #include "policy.h"
 #include "router.h"
+#include "sandbox.h"
 #include "topic.h"
 #include "util.h"
 
@@ -23,6 +30,7 @@
 #define REQUEST_MAX    (64 * 1024)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
+#define PASSWORD_MAX   256
 
 struct mqtt_bridge {
 	struct labgwd *d;
@@ -43,6 +51,9 @@ struct mqtt_bridge {
 	struct mqtt_stats st;
 	char topic_req_tx[256];
 	char state_topic[128];
+	char username[128];    /* "" = no login */
+	struct dynsec *dynsec; /* the daemon's, while attached */
+	bool refused_logged;
 };
 
 static void poll_close_cb(uv_handle_t *h)
@@ -62,6 +73,8 @@ static void link_down(struct mqtt_bridge *b, const char *why)
 	}
 	uv_idle_stop(&b->drain);
 	b->inflight = 0;
+	if (b->dynsec)
+		dynsec_link_down(b->dynsec);
 	if (b->connected) {
 		b->connected = false;
 		b->st.disconnects++;
@@ -187,17 +200,35 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 {
 	struct mqtt_bridge *b = ud;
 	if (rc != 0) {
-		log_warning("mqtt: broker %s:%d refused the connection: %s", b->host, b->port,
-			    mosquitto_reason_string(rc));
+		bool login = rc == MQTT_RC_NOT_AUTHORIZED || rc == MQTT_RC_BAD_USERNAME_OR_PASSWORD;
+		/* a bad login does not heal by retrying: say it once per bridge */
+		if (!login || !b->refused_logged)
+			log_warning("mqtt: broker %s:%d refused the connection: %s%s", b->host,
+				    b->port, mosquitto_reason_string(rc),
+				    !login	     ? ""
+				    : b->d->broker   ? " (the admin login of "
+						       "{state_dir}/mosquitto/admin.pw)"
+				    : b->username[0] ? " (check [mqtt] username and password_file)"
+						     : " (it wants a login: [mqtt] username and "
+						       "password_file)");
+		b->refused_logged = b->refused_logged || login;
 		return; /* the broker closes; link_down follows */
 	}
 	b->connected = true;
 	b->backoff_ms = 0;
 	b->inflight = 0;
 	b->st.connects++;
+	b->refused_logged = false;
 	log_notice("mqtt: connected to %s:%d", b->host, b->port);
 	mosquitto_subscribe_v5(b->mosq, NULL, b->topic_req_tx, 1, 0, NULL);
 	mosquitto_subscribe_v5(b->mosq, NULL, POLICY_REQ_FILTER, 1, 0, NULL);
+	if (b->dynsec) {
+		/* before any other publish: on the spawned broker this gives the
+		 * bridge its rights to labgw/v1/# (the broker handles a
+		 * connection's packets in order) */
+		mosquitto_subscribe_v5(b->mosq, NULL, DYNSEC_RESPONSE_TOPIC, 0, 0, NULL);
+		dynsec_link_up(b->dynsec);
+	}
 	/* resend the retained states: the broker may have lost them */
 	bus_sub_remove(b->sub, "labgw/v1/#");
 	bus_sub_add(b->sub, "labgw/v1/#");
@@ -212,7 +243,7 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto
 
 /* Answer a request: to its MQTT v5 response topic if it gave one, else to
  * labgw/v1/sbx/{sbx}/res/{op}. */
-static void answer(struct mqtt_bridge *b, const char *default_topic,
+static void answer(struct mqtt_bridge *b, const char *default_topic, const char *res_prefix,
 		   const mosquitto_property *props, const struct policy_result *res, bool ok)
 {
 	char *resp_topic = NULL;
@@ -231,14 +262,22 @@ static void answer(struct mqtt_bridge *b, const char *default_topic,
 	}
 	char *txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	const char *topic = resp_topic && topic_name_valid(resp_topic) ? resp_topic : default_topic;
+	/* The bridge may publish anywhere under labgw/v1/: a response topic
+	 * is taken only inside the asking sandbox's res/ tree (which its key
+	 * may read), never elsewhere on the requester's say-so. */
+	const char *topic = default_topic;
+	if (resp_topic && topic_name_valid(resp_topic) &&
+	    !strncmp(resp_topic, res_prefix, strlen(res_prefix)) && resp_topic[strlen(res_prefix)])
+		topic = resp_topic;
 	mosquitto_property *out = NULL;
 	if (corr)
 		mosquitto_property_add_binary(&out, MQTT_PROP_CORRELATION_DATA, corr, corr_len);
 	if (txt) {
 		int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)strlen(txt), txt, 1, false,
 					      out);
-		if (rc != MOSQ_ERR_SUCCESS)
+		if (rc == MOSQ_ERR_SUCCESS)
+			b->inflight++; /* on_publish counts it down */
+		else
 			log_debug("mqtt: answer to %s not sent: %s", topic, mosquitto_strerror(rc));
 	}
 	mosquitto_property_free_all(&out);
@@ -252,24 +291,36 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 {
 	struct mqtt_bridge *b = ud;
 	struct policy_result res = {.retry_after_ms = -1};
+	if (!strcmp(msg->topic, DYNSEC_RESPONSE_TOPIC)) {
+		if (b->dynsec && msg->payloadlen > 0)
+			dynsec_on_response(b->dynsec, msg->payload, (size_t)msg->payloadlen);
+		return;
+	}
 	b->st.requests++;
-	/* the broker's ACL decides who may publish where (sandbox issue); the
-	 * topic names the sandbox */
-	struct principal who = {.staff = true};
-	snprintf(who.key_id, sizeof(who.key_id), "mqtt");
 
 	char buf[TOPIC_MAX_LEN + 1];
 	const char *lv[TOPIC_MAX_LEVELS];
 	snprintf(buf, sizeof(buf), "%s", msg->topic);
 	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
 	bool is_tx = n == 9;
-	char reply_topic[TOPIC_MAX_LEN + 1];
+	if ((n != 9 && n != 6) || !ident_valid(lv[3], STORE_ID_MAX))
+		return; /* not one of the topics subscribed to */
+	char reply_topic[TOPIC_MAX_LEN + 1], res_prefix[TOPIC_MAX_LEN + 1];
+	snprintf(res_prefix, sizeof(res_prefix), "labgw/v1/sbx/%s/res/", lv[3]);
 	if (is_tx)
-		snprintf(reply_topic, sizeof(reply_topic), "labgw/v1/sbx/%s/res/tx", lv[3]);
-	else if (n == 6)
-		snprintf(reply_topic, sizeof(reply_topic), "labgw/v1/sbx/%s/res/%s", lv[3], lv[5]);
+		snprintf(reply_topic, sizeof(reply_topic), "%stx", res_prefix);
 	else
-		return;
+		snprintf(reply_topic, sizeof(reply_topic), "%s%s", res_prefix, lv[5]);
+	/* The broker's ACL let the publisher write this sandbox's tx/{tech}
+	 * or req/{op} topic, and grants those per the key's rights (dynsec.c):
+	 * the request acts with the sandbox's rights. Which key published is
+	 * not known here (audit: "mqtt"). */
+	struct principal who = {.via_broker = true,
+				.rights = RIGHT_RX | RIGHT_OBSERVE | RIGHT_CLAIM | RIGHT_LEASE,
+				.tx_techs = LABGW_TECH_BLE | LABGW_TECH_WLAN | LABGW_TECH_LORAWAN |
+					    LABGW_TECH_CELLULAR};
+	snprintf(who.key_id, sizeof(who.key_id), "mqtt");
+	snprintf(who.sbx, sizeof(who.sbx), "%s", lv[3]);
 
 	json_t *payload = NULL;
 	if (msg->payloadlen > REQUEST_MAX) {
@@ -287,17 +338,96 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	if (payload) {
 		int rc = policy_submit(b->d->policy, &who, msg->topic, payload, &res);
 		json_decref(payload);
-		answer(b, reply_topic, props, &res, rc == 0);
+		answer(b, reply_topic, res_prefix, props, &res, rc == 0);
 		json_decref(res.result);
 		return;
 	}
-	answer(b, reply_topic, props, &res, false);
+	answer(b, reply_topic, res_prefix, props, &res, false);
 }
 
 static void on_log(struct mosquitto *m, void *ud, int level, const char *str)
 {
 	if (level & (MOSQ_LOG_ERR | MOSQ_LOG_WARNING))
 		log_debug("mqtt: libmosquitto: %s", str);
+}
+
+/* dynsec's way to the broker: QoS 0, because the dynsec queue resends after
+ * a reconnect itself (libmosquitto would resend a QoS 1 message as well) */
+static int publish_control(void *ud, const char *topic, const char *payload, size_t len)
+{
+	struct mqtt_bridge *b = ud;
+	if (!b->connected || b->shutting_down)
+		return -ENOTCONN;
+	int rc = mosquitto_publish_v5(b->mosq, NULL, topic, (int)len, payload, 0, false, NULL);
+	if (rc != MOSQ_ERR_SUCCESS) {
+		log_debug("mqtt: control message not sent: %s", mosquitto_strerror(rc));
+		return -EIO;
+	}
+	b->inflight++; /* on_publish counts it down */
+	if (b->poll)
+		sync_poll(b);
+	return 0;
+}
+
+/* The first line of `path` as the bridge's password; 0 or a negative errno
+ * (logged, without the contents). */
+static int read_password(const char *path, char *out, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		log_error("mqtt: [mqtt] password_file %s: %s", path, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		log_warning("mqtt: %s is readable by others; it should be mode 0600", path);
+	ssize_t n = read(fd, out, cap - 1);
+	close(fd);
+	if (n < 0) {
+		int e = errno;
+		log_error("mqtt: [mqtt] password_file %s: %s", path, strerror(e));
+		return -e;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\r\n")] = '\0';
+	if (!out[0]) {
+		log_error("mqtt: [mqtt] password_file %s: empty first line", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The bridge's login: the spawned broker's admin, or [mqtt] username and
+ * password_file. 0 or a negative errno. */
+static int set_login(struct mqtt_bridge *b)
+{
+	const struct config *cfg = b->d->cfg;
+	char pw[PASSWORD_MAX];
+	const char *user = NULL, *pass = NULL;
+	pw[0] = '\0';
+	if (b->d->broker) {
+		user = broker_admin_user(b->d->broker);
+		pass = broker_admin_password(b->d->broker);
+	} else if (cfg->mqtt_username[0]) {
+		user = cfg->mqtt_username;
+		if (cfg->mqtt_password_file[0]) {
+			int rc = read_password(cfg->mqtt_password_file, pw, sizeof(pw));
+			if (rc < 0) {
+				explicit_bzero(pw, sizeof(pw));
+				return rc;
+			}
+			pass = pw;
+		}
+	}
+	int rc = MOSQ_ERR_SUCCESS;
+	if (user) {
+		snprintf(b->username, sizeof(b->username), "%s", user);
+		/* libmosquitto keeps its own copy */
+		rc = mosquitto_username_pw_set(b->mosq, user, pass);
+	}
+	explicit_bzero(pw, sizeof(pw));
+	return rc == MOSQ_ERR_SUCCESS ? 0 : -EINVAL;
 }
 
 static void connect_now(struct mqtt_bridge *b)
@@ -370,6 +500,13 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 		return NULL;
 	}
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	if (set_login(b) < 0) {
+		mosquitto_destroy(b->mosq);
+		bus_sub_free(b->sub);
+		free(b->host);
+		free(b);
+		return NULL;
+	}
 	char *will = router_gateway_will(d);
 	if (will) {
 		mosquitto_will_set_v5(b->mosq, b->state_topic, (int)strlen(will), will, 1, true,
@@ -388,7 +525,23 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	b->misc.data = b->reconnect.data = b->drain.data = b;
 	uv_timer_start(&b->misc, misc_cb, 1000, 1000);
 	bus_sub_add(b->sub, "labgw/v1/#");
-	log_info("mqtt: bridge to %s:%d as client %s", host, port, client_id);
+	if (d->dynsec) {
+		char where[300];
+		bool v6 = strchr(host, ':') != NULL;
+		snprintf(where, sizeof(where), "%s%s%s:%d", v6 ? "[" : "", host, v6 ? "]" : "",
+			 port);
+		struct dynsec_link link = {
+			.publish = publish_control,
+			.ud = b,
+			.login = b->username,
+			.own_broker = d->broker != NULL,
+			.broker = where,
+		};
+		dynsec_attach(d->dynsec, &link);
+		b->dynsec = d->dynsec;
+	}
+	log_info("mqtt: bridge to %s:%d as client %s%s%s", host, port, client_id,
+		 b->username[0] ? ", user " : "", b->username);
 	connect_now(b);
 	return b;
 }
@@ -397,7 +550,14 @@ void mqtt_bridge_get_stats(const struct mqtt_bridge *b, struct mqtt_stats *st)
 {
 	*st = b->st;
 	st->connected = b->connected;
-	st->queued = bus_sub_pending(b->sub);
+	st->queued = b->sub ? bus_sub_pending(b->sub) : 0;
+	if (b->dynsec) {
+		struct dynsec_stats ds;
+		dynsec_get_stats(b->dynsec, &ds);
+		st->acl_ok = ds.acl_ok;
+		st->dynsec_sent = ds.sent;
+		st->dynsec_failed = ds.failed;
+	}
 }
 
 void mqtt_bridge_shutdown(struct mqtt_bridge *b)
@@ -405,6 +565,10 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 	if (!b || b->shutting_down)
 		return;
 	b->shutting_down = true;
+	if (b->dynsec) {
+		dynsec_detach(b->dynsec);
+		b->dynsec = NULL;
+	}
 	if (b->connected) {
 		/* what is queued goes out first, as far as the socket takes it */
 		while (bus_sub_pending(b->sub) && b->inflight < MAX_INFLIGHT && b->connected)

@@ -3,8 +3,10 @@
  * (re-registered after every reconnect), keepalive runs from a loop timer,
  * no mosquitto thread. It publishes every bus message (frames under
  * labgw/v1/adm/..., retained states under labgw/v1/gw/...), keeps a last will
- * "offline" on the gateway state, and serves transmit requests published by
- * clients through the policy gate. */
+ * "offline" on the gateway state, and serves transmit requests and req/{op}
+ * requests published by clients through the policy gate, with the sandbox
+ * named by the topic (the broker's ACL checked the publisher's key). Its
+ * connection also carries the dynamic-security commands of dynsec.c. */
 #ifndef LABGW_MQTT_H
 #define LABGW_MQTT_H
 
@@ -22,9 +24,16 @@ struct mqtt_stats {
 	uint64_t dropped;     /* messages dropped: queue full or not connected */
 	uint64_t queued;      /* messages waiting now */
 	uint64_t requests;    /* client requests received */
+	/* keys on the broker (dynsec.h) */
+	bool acl_ok;		/* the broker's dynamic-security plugin answered */
+	uint64_t dynsec_sent;	/* its commands sent */
+	uint64_t dynsec_failed; /* ... refused or unanswered */
 };
 
-/* Connect to host:port (reconnecting with backoff). NULL on setup failure. */
+/* Connect to host:port (reconnecting with backoff). NULL on setup failure.
+ * It logs in as the spawned broker's admin (d->broker), or as [mqtt]
+ * username with the password of [mqtt] password_file, and attaches to
+ * d->dynsec (if set) to keep the broker's clients in step with the keys. */
 struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port);
 void mqtt_bridge_get_stats(const struct mqtt_bridge *b, struct mqtt_stats *st);
 /* Publish "offline" (retained), disconnect, and release the loop handles. */

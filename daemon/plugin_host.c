@@ -595,6 +595,24 @@ int plugin_host_command(struct plugin_host *h, struct labgw_radio *r,
 	return rc;
 }
 
+int plugin_host_tx_check(struct plugin_host *h, struct labgw_radio *r,
+			 const struct labgw_command *cmd, struct labgw_tx_cost *cost, char *errbuf,
+			 size_t errlen)
+{
+	const struct labgw_plugin *d = r->mod->desc;
+	memset(cost, 0, sizeof(*cost));
+	cost->size = sizeof(*cost);
+	errbuf[0] = '\0';
+	bool has = d->size >= offsetof(struct labgw_plugin, tx_check) + sizeof(d->tx_check) &&
+		   d->tx_check;
+	if (!has || r->st != RADIO_UP)
+		return 0;
+	int rc = d->tx_check(r->state, cmd, cost, errbuf, errlen);
+	if (rc < 0 && !errbuf[0])
+		snprintf(errbuf, errlen, "%s", strerror(-rc));
+	return rc < 0 ? (rc == -EAGAIN ? -EAGAIN : -EINVAL) : 0;
+}
+
 const char *radio_name(const struct labgw_radio *r)
 {
 	return r->name;
@@ -898,6 +916,8 @@ static int svc_publish(struct labgw_frame *lf)
 		return -EPERM;
 	}
 	struct plugin_host *h = r->h;
+	if (h->ops->prepare)
+		h->ops->prepare(h->user_data, f);
 	uint64_t seq = h->ops->next_seq(h->user_data);
 	int rc = frame_seal(f, seq, time_now_us());
 	if (rc < 0) {

@@ -34,6 +34,8 @@ struct plugin_host_ops {
 			  enum labgw_tx_status st, const char *reason);
 	/* Next frame sequence number and the time to stamp (µs since epoch). */
 	uint64_t (*next_seq)(void *user_data);
+	/* Optional: a module's frame just before it is sealed (to mark claims). */
+	void (*prepare)(void *user_data, struct frame *f);
 };
 
 struct plugin_host_limits {
@@ -70,6 +72,13 @@ struct labgw_radio *plugin_host_next(struct labgw_radio *r);
  * reason in errbuf (-ENODEV: not up, or as the module refused). */
 int plugin_host_command(struct plugin_host *h, struct labgw_radio *r,
 			const struct labgw_command *cmd, char *errbuf, size_t errlen);
+
+/* The module's regulatory hook for a transmit: 0 (cost filled; zero when
+ * the module has no hook), -EAGAIN (budget used up, cost->retry_after_ms),
+ * or -EINVAL with a reason. */
+int plugin_host_tx_check(struct plugin_host *h, struct labgw_radio *r,
+			 const struct labgw_command *cmd, struct labgw_tx_cost *cost, char *errbuf,
+			 size_t errlen);
 
 const char *radio_name(const struct labgw_radio *r);
 const char *radio_module(const struct labgw_radio *r);

@@ -8,6 +8,8 @@
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
+#include "sandbox.h"
+#include "store.h"
 #include "topic.h"
 #include "util.h"
 
@@ -141,16 +143,23 @@ void policy_radio_gone(struct policy *p, const char *radio)
 	}
 }
 
-/* labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req */
+static int refuse_api(struct policy_result *res, const struct api_error *err)
+{
+	res->code = err->code;
+	snprintf(res->message, sizeof(res->message), "%s", err->message);
+	res->retry_after_ms = err->retry_after_ms;
+	snprintf(res->frees_at, sizeof(res->frees_at), "%s", err->frees_at);
+	return -1;
+}
+
+/* labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req, through the gate of
+ * DESIGN §8: right → lease → quota → regulatory hook → radio. */
 static int submit_tx(struct policy *p, const struct principal *who, const char **lv,
-		     const json_t *payload, struct policy_result *res)
+		     const json_t *payload, const char *body, size_t body_len,
+		     struct policy_result *res)
 {
 	struct labgwd *d = p->d;
 	const char *sbx = lv[3], *tech_s = lv[5], *gw = lv[6], *radio = lv[7];
-	if (!ident_valid(sbx, 32))
-		return refuse(res, "BAD_REQUEST", "sandbox id '%.40s' is not valid", sbx);
-	if (!who->staff && strcmp(who->sbx, sbx))
-		return refuse(res, "FORBIDDEN", "this key may not act for sandbox '%s'", sbx);
 	enum labgw_tech tech = frame_tech_parse(tech_s);
 	if (tech == LABGW_TECH_NONE)
 		return refuse(res, "BAD_REQUEST",
@@ -164,67 +173,128 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 		return refuse(res, "NOT_FOUND", "no radio '%.32s' on gateway %s", radio, gw);
 	if (!(radio_techs(r) & tech))
 		return refuse(res, "BAD_REQUEST", "radio %s does not do %s", radio, tech_s);
+
+	char id[40];
+	snprintf(id, sizeof(id), "tx-%016llx", (unsigned long long)(p->next_id + 1));
+	struct labgw_command cmd = {
+		.size = sizeof(cmd),
+		.id = id,
+		.sbx = sbx,
+		.op = "tx",
+		.body = body,
+		.body_len = body_len,
+	};
+	/* the regulatory hook tells the cost the quota needs; its verdict
+	 * counts after the quota's */
+	struct labgw_tx_cost cost;
+	char regerr[256];
+	int reg = plugin_host_tx_check(d->host, r, &cmd, &cost, regerr, sizeof(regerr));
+	if (reg == -EINVAL)
+		return refuse(res, "BAD_REQUEST", "%s", regerr);
+	struct tx_cost tc = {.airtime_ms = (int64_t)cost.airtime_ms,
+			     .sms = tech == LABGW_TECH_CELLULAR};
+	char resource[STORE_RES_MAX + 1];
+	sandboxes_tx_resource(tech, radio, payload, resource, sizeof(resource));
+	struct api_error err;
+	if (sandboxes_tx_check(d->sandboxes, who, sbx, tech, resource, &tc, &err) < 0)
+		return refuse_api(res, &err);
+	if (reg == -EAGAIN) {
+		refuse(res, "DUTY_CYCLE_EXHAUSTED", "radio %s: %s", radio, regerr);
+		res->retry_after_ms = (long long)cost.retry_after_ms;
+		return -1;
+	}
 	if (radio_get_state(r) != RADIO_UP)
 		return refuse(res, "RADIO_UNAVAILABLE", "radio %s is %s", radio,
 			      radio_state_name(radio_get_state(r)));
 	expire(p);
 	if (p->npending >= POLICY_MAX_PENDING)
-		return refuse(res, "QUOTA_EXCEEDED", "%u commands in flight; try again later",
+		return refuse(res, "RADIO_UNAVAILABLE", "%u commands in flight; try again later",
 			      p->npending);
 
 	struct pending *c = calloc(1, sizeof(*c));
 	if (!c)
 		return refuse(res, "INTERNAL", "out of memory");
-	snprintf(c->id, sizeof(c->id), "tx-%016llx", (unsigned long long)++p->next_id);
+	p->next_id++;
+	snprintf(c->id, sizeof(c->id), "%s", id);
 	snprintf(c->sbx, sizeof(c->sbx), "%s", sbx);
 	snprintf(c->radio, sizeof(c->radio), "%s", radio);
 	c->tech = tech;
 	c->created_ms = uv_now(d->loop);
-
-	/* the module sees the request's tech even if the body leaves it out */
-	json_t *body = json_deep_copy(payload);
-	if (body && !json_object_get(body, "tech"))
-		json_object_set_new(body, "tech", json_string(tech_s));
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	if (!text) {
-		free(c);
-		return refuse(res, "INTERNAL", "out of memory");
-	}
-	struct labgw_command cmd = {
-		.size = sizeof(cmd),
-		.id = c->id,
-		.sbx = who->staff && !who->sbx[0] ? NULL : sbx,
-		.op = "tx",
-		.body = text,
-		.body_len = strlen(text),
-	};
-	char err[256];
+	char errbuf[256];
 	/* queued first, so that a module reporting at once keeps the order */
 	c->next = p->pending;
 	p->pending = c;
 	p->npending++;
-	int rc = plugin_host_command(d->host, r, &cmd, err, sizeof(err));
-	free(text);
+	int rc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
 	if (rc < 0) {
 		pending_drop(p, c);
 		switch (rc) {
 		case -EINVAL:
-			return refuse(res, "BAD_REQUEST", "%s", err);
 		case -ENOTSUP:
-			return refuse(res, "BAD_REQUEST", "radio %s: %s", radio, err);
+			return refuse(res, "BAD_REQUEST", "radio %s: %s", radio, errbuf);
 		case -EBUSY:
-			return refuse(res, "QUOTA_EXCEEDED", "radio %s is busy: %s", radio, err);
+			return refuse(res, "RADIO_UNAVAILABLE", "radio %s is busy: %s", radio,
+				      errbuf);
 		case -ENODEV:
-			return refuse(res, "RADIO_UNAVAILABLE", "%s", err);
+			return refuse(res, "RADIO_UNAVAILABLE", "%s", errbuf);
 		default:
-			return refuse(res, "INTERNAL", "radio %s: %s", radio, err);
+			return refuse(res, "INTERNAL", "radio %s: %s", radio, errbuf);
 		}
 	}
+	sandboxes_tx_charge(d->sandboxes, sbx, &tc);
 	log_info("tx %s accepted for sandbox %s on %s (key %s)", c->id, sbx, radio, who->key_id);
 	res->result = json_pack("{s:s,s:s}", "tx", c->id, "status", "queued");
+	if (tc.airtime_ms)
+		json_object_set_new(res->result, "airtime_ms", json_integer(tc.airtime_ms));
 	publish_status(p, c, LABGW_TX_QUEUED, NULL);
 	return 0;
+}
+
+static int submit(struct policy *p, const struct principal *who, const char **lv, int n,
+		  const json_t *payload, struct policy_result *res)
+{
+	struct labgwd *d = p->d;
+	bool sbx_tree =
+		n >= 4 && !strcmp(lv[0], "labgw") && !strcmp(lv[1], "v1") && !strcmp(lv[2], "sbx");
+	bool is_tx = sbx_tree && n == 9 && !strcmp(lv[4], "tx") && !strcmp(lv[8], "req");
+	bool is_req = sbx_tree && n == 6 && !strcmp(lv[4], "req");
+	if (!is_tx && !is_req)
+		return refuse(res, "FORBIDDEN",
+			      "clients publish only to labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req "
+			      "or labgw/v1/sbx/{sbx}/req/{op}");
+	const char *sbx = lv[3];
+	if (!ident_valid(sbx, 32))
+		return refuse(res, "BAD_REQUEST", "sandbox id '%.40s' is not valid", sbx);
+	if (!principal_is_staff(who) && !who->via_broker && strcmp(who->sbx, sbx))
+		return refuse(res, "FORBIDDEN", "this key may not act for sandbox '%s'", sbx);
+	if (is_req) {
+		struct api_error err;
+		struct principal w = *who;
+		if (w.via_broker) {
+			/* the broker's ACL let this client publish here */
+			snprintf(w.sbx, sizeof(w.sbx), "%s", sbx);
+			w.rights = RIGHT_CLAIM | RIGHT_LEASE;
+		}
+		if (api_request_op(d->sandboxes, &w, sbx, lv[5], payload, &res->result, &err) < 0)
+			return refuse_api(res, &err);
+		return 0;
+	}
+	/* the module sees the request's tech even if the body leaves it out */
+	json_t *body = json_deep_copy(payload);
+	if (body && !json_object_get(body, "tech"))
+		json_object_set_new(body, "tech", json_string(lv[5]));
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return refuse(res, "INTERNAL", "out of memory");
+	size_t len = strlen(text);
+	int rc = submit_tx(p, who, lv, payload, text, len, res);
+	free(text);
+	const char *detail =
+		rc == 0 ? json_string_value(json_object_get(res->result, "tx")) : res->message;
+	sandboxes_audit(d->sandboxes, who, sbx, "tx", lv[7], rc == 0 ? "ok" : res->code,
+			(int64_t)len, detail);
+	return rc;
 }
 
 int policy_submit(struct policy *p, const struct principal *who, const char *topic,
@@ -240,15 +310,7 @@ int policy_submit(struct policy *p, const struct principal *who, const char *top
 		return refuse(res, "BAD_REQUEST", "payload must be a JSON object");
 	snprintf(buf, sizeof(buf), "%s", topic);
 	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
-	bool sbx_tree =
-		n >= 4 && !strcmp(lv[0], "labgw") && !strcmp(lv[1], "v1") && !strcmp(lv[2], "sbx");
-	if (sbx_tree && n == 9 && !strcmp(lv[4], "tx") && !strcmp(lv[8], "req"))
-		return submit_tx(p, who, lv, payload, res);
-	if (sbx_tree && n == 6 && !strcmp(lv[4], "req"))
-		return refuse(res, "NOT_FOUND", "unknown request op '%.32s'", lv[5]);
-	return refuse(res, "FORBIDDEN",
-		      "clients publish only to labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req "
-		      "or labgw/v1/sbx/{sbx}/req/{op}");
+	return submit(p, who, lv, n, payload, res);
 }
 
 void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "history.h"
+#include "kiosk.h"
 #include "log.h"
+#include "privacy.h"
+#include "sandbox.h"
 #include "topic.h"
 #include "policy.h"
 #include "util.h"
@@ -17,20 +21,87 @@ static void publish_sealed(struct labgwd *d, const char *topic, struct frame *f,
 		log_warning("frame %s for %s could not be encoded", f->type, topic);
 }
 
+void router_prepare(struct labgwd *d, struct frame *f)
+{
+	/* the envelope says whether a sandbox claimed the device */
+	f->claimed = f->has_dev && d->sandboxes &&
+		     sandboxes_claim_owner(d->sandboxes, f->tech, f->dev) != NULL;
+}
+
+/* prefix/{tech}[/{gw}]/{radio}/{dev}, the device id escaped as one level
+ * ("-" for none) */
+static void frame_topic(char *topic, size_t len, const char *prefix, const struct frame *f,
+			bool with_gw, const char *dev)
+{
+	char esc[3 * FRAME_DEV_MAX];
+	const char *tech = f->tech ? frame_tech_name(f->tech) : "-";
+	if (!dev || topic_escape_level(dev, esc, sizeof(esc)) < 0)
+		strcpy(esc, "-");
+	snprintf(topic, len, "%s/%s%s%s/%s/%s", prefix, tech, with_gw ? "/" : "",
+		 with_gw ? f->gw : "", f->radio, esc);
+}
+
+static void deliver(struct labgwd *d, const char *sbx, const char *topic, struct frame *f)
+{
+	struct bus_msg *m = bus_publish_msg(d->bus, topic, f, false);
+	if (!m)
+		return;
+	if (d->history)
+		history_record(d->history, sbx, m);
+	bus_msg_unref(m);
+}
+
+struct observe_ctx {
+	struct labgwd *d;
+	struct frame *f;
+};
+
+static void observe_one(void *ud, const char *sbx)
+{
+	struct observe_ctx *c = ud;
+	struct labgwd *d = c->d;
+	if (!sandboxes_take_frame(d->sandboxes, sbx))
+		return;
+	struct frame *v = privacy_view(d->privacy, c->f, sbx);
+	if (!v)
+		return;
+	char prefix[96], topic[256];
+	snprintf(prefix, sizeof(prefix), "labgw/v1/sbx/%s/obs", sbx);
+	frame_topic(topic, sizeof(topic), prefix, v, true, v->has_dev ? v->dev : NULL);
+	deliver(d, sbx, topic, v);
+	frame_unref(v);
+}
+
 void router_frame(struct labgwd *d, struct frame *f)
 {
-	char topic[256], dev[3 * FRAME_DEV_MAX];
-	const char *tech = f->tech ? frame_tech_name(f->tech) : "-";
-	if (!f->has_dev || topic_escape_level(f->dev, dev, sizeof(dev)) < 0)
-		strcpy(dev, "-");
-	snprintf(topic, sizeof(topic), "labgw/v1/adm/%s/rx/%s/%s/%s", f->gw, tech, f->radio, dev);
+	char topic[256], prefix[96];
+	/* staff: every frame, raw */
+	snprintf(prefix, sizeof(prefix), "labgw/v1/adm/%s/rx", f->gw);
+	frame_topic(topic, sizeof(topic), prefix, f, false, f->has_dev ? f->dev : NULL);
 	int n = bus_publish(d->bus, topic, f, false);
 	/* origin is the radio while the frame's publish call runs */
 	if (n > 0 && f->origin)
 		radio_count_out(f->origin, (uint64_t)n);
+	if (d->kiosk)
+		kiosk_count(d->kiosk, f);
+	if (!d->sandboxes)
+		return;
+	const char *owner =
+		f->has_dev ? sandboxes_claim_owner(d->sandboxes, f->tech, f->dev) : NULL;
+	if (owner) {
+		/* the owner sees its device raw; nobody else sees it at all */
+		if (sandboxes_take_frame(d->sandboxes, owner)) {
+			snprintf(prefix, sizeof(prefix), "labgw/v1/sbx/%s/rx", owner);
+			frame_topic(topic, sizeof(topic), prefix, f, true, f->dev);
+			deliver(d, owner, topic, f);
+		}
+		return;
+	}
+	struct observe_ctx c = {d, f};
+	sandboxes_each_observer(d->sandboxes, observe_one, &c);
 }
 
-static json_t *techs_array(uint32_t techs)
+json_t *router_techs_json(uint32_t techs)
 {
 	static const enum labgw_tech all[] = {LABGW_TECH_BLE, LABGW_TECH_WLAN, LABGW_TECH_LORAWAN,
 					      LABGW_TECH_CELLULAR};
@@ -50,7 +121,7 @@ static void publish_inventory(struct labgwd *d)
 	for (struct labgw_radio *r = plugin_host_first(d->host); r; r = plugin_host_next(r)) {
 		json_array_append_new(list, json_pack("{s:s,s:s,s:o,s:s}", "radio", radio_name(r),
 						      "module", radio_module(r), "techs",
-						      techs_array(radio_techs(r)), "state",
+						      router_techs_json(radio_techs(r)), "state",
 						      radio_state_name(radio_get_state(r))));
 	}
 	frame_set(f, LABGW_DATA, "radios", list);
@@ -78,7 +149,7 @@ void router_radio_changed(struct labgwd *d, struct labgw_radio *r, bool removed)
 			frame_set(f, LABGW_DATA, "state",
 				  json_string(radio_state_name(radio_get_state(r))));
 			frame_set(f, LABGW_DATA, "module", json_string(radio_module(r)));
-			frame_set(f, LABGW_DATA, "techs", techs_array(radio_techs(r)));
+			frame_set(f, LABGW_DATA, "techs", router_techs_json(radio_techs(r)));
 			if (radio_reason(r))
 				frame_set(f, LABGW_DATA, "reason", json_string(radio_reason(r)));
 			publish_sealed(d, topic, f, true);

@@ -303,3 +303,218 @@ void time_format_us(uint64_t us, char out[32])
 	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(out + n, 32 - n, ".%06uZ", (unsigned)(us % 1000000u));
 }
+
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int time_parse_rfc3339(const char *s, int64_t *us)
+{
+	/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm) */
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
+	    s[13] != ':' || s[16] != ':')
+		return -EINVAL;
+	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
+	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 ||
+	    m > 59 || sec < 0 || sec > 60)
+		return -EINVAL;
+	const char *p = s + 19;
+	int64_t frac = 0;
+	if (*p == '.') {
+		int n = 0;
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			if (n < 6)
+				frac = frac * 10 + (*p - '0');
+			n++;
+			p++;
+		}
+		if (n == 0)
+			return -EINVAL;
+		for (; n < 6; n++)
+			frac *= 10;
+	}
+	int64_t off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+		int oh = digits(p + 1, 2), om = digits(p + 4, 2);
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -EINVAL;
+		off = (int64_t)(oh * 60 + om) * 60 * (*p == '+' ? 1 : -1);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+	if (D > mdays[M - 1] + (M == 2 && leap))
+		return -EINVAL;
+	/* days from civil (Howard Hinnant's algorithm) */
+	int y = Y - (M <= 2);
+	int era = y / 400;
+	int yoe = y - era * 400;
+	int doy = (153 * (M + (M > 2 ? -3 : 9)) + 2) / 5 + D - 1;
+	int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = (int64_t)era * 146097 + doe - 719468;
+	int64_t t = days * 86400 + h * 3600 + m * 60 + (sec > 59 ? 59 : sec) - off;
+	if (t < 0)
+		return -EINVAL;
+	*us = t * 1000000 + frac;
+	return 0;
+}
+
+struct smap_entry {
+	char *key;
+	void *value;
+	uint32_t hash;
+	struct smap_entry *next;
+};
+
+struct smap {
+	struct smap_entry **buckets;
+	size_t nbuckets;
+	size_t size;
+};
+
+static uint32_t smap_hash(const char *s)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct smap *smap_new(void)
+{
+	struct smap *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->nbuckets = 16;
+	m->buckets = calloc(m->nbuckets, sizeof(*m->buckets));
+	if (!m->buckets) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+void smap_free(struct smap *m, void (*free_value)(void *))
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct smap_entry *e = m->buckets[i];
+		while (e) {
+			struct smap_entry *next = e->next;
+			if (free_value)
+				free_value(e->value);
+			free(e->key);
+			free(e);
+			e = next;
+		}
+	}
+	free(m->buckets);
+	free(m);
+}
+
+static struct smap_entry **smap_find(const struct smap *m, const char *key, uint32_t h)
+{
+	struct smap_entry **ep = &m->buckets[h & (m->nbuckets - 1)];
+	for (; *ep; ep = &(*ep)->next)
+		if ((*ep)->hash == h && !strcmp((*ep)->key, key))
+			return ep;
+	return ep;
+}
+
+void *smap_get(const struct smap *m, const char *key)
+{
+	struct smap_entry **ep = smap_find(m, key, smap_hash(key));
+	return *ep ? (*ep)->value : NULL;
+}
+
+static void smap_grow(struct smap *m)
+{
+	size_t n = m->nbuckets * 2;
+	struct smap_entry **b = calloc(n, sizeof(*b));
+	if (!b)
+		return; /* stays correct, only slower */
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct smap_entry *e = m->buckets[i];
+		while (e) {
+			struct smap_entry *next = e->next;
+			e->next = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+			e = next;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = n;
+}
+
+void *smap_put(struct smap *m, const char *key, void *value)
+{
+	uint32_t h = smap_hash(key);
+	struct smap_entry **ep = smap_find(m, key, h);
+	if (*ep) {
+		void *old = (*ep)->value;
+		(*ep)->value = value;
+		return old;
+	}
+	struct smap_entry *e = malloc(sizeof(*e));
+	if (!e || !(e->key = strdup(key))) {
+		free(e);
+		errno = ENOMEM;
+		return NULL;
+	}
+	e->value = value;
+	e->hash = h;
+	e->next = NULL;
+	*ep = e;
+	if (++m->size > m->nbuckets * 2)
+		smap_grow(m);
+	return NULL;
+}
+
+void *smap_remove(struct smap *m, const char *key)
+{
+	struct smap_entry **ep = smap_find(m, key, smap_hash(key));
+	if (!*ep)
+		return NULL;
+	struct smap_entry *e = *ep;
+	void *v = e->value;
+	*ep = e->next;
+	free(e->key);
+	free(e);
+	m->size--;
+	return v;
+}
+
+size_t smap_size(const struct smap *m)
+{
+	return m->size;
+}
+
+int smap_each(const struct smap *m, int (*fn)(void *ud, const char *key, void *value), void *ud)
+{
+	for (size_t i = 0; i < m->nbuckets; i++)
+		for (struct smap_entry *e = m->buckets[i]; e; e = e->next) {
+			int r = fn(ud, e->key, e->value);
+			if (r)
+				return r;
+		}
+	return 0;
+}

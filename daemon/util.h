@@ -55,4 +55,23 @@ uint64_t time_now_us(void);
 /* RFC 3339 UTC with microseconds: "2026-11-26T08:40:01.123456Z" (27 chars). */
 void time_format_us(uint64_t us, char out[32]);
 
+/* RFC 3339 ("2026-11-26T08:40:01Z", fraction and +hh:mm offsets allowed)
+ * → µs since the epoch; -EINVAL otherwise. */
+int time_parse_rfc3339(const char *s, int64_t *us);
+
+/* A string-keyed hash map of pointers (keys copied; values borrowed). */
+struct smap;
+struct smap *smap_new(void);
+/* Frees the map; free_value (may be NULL) is called for every value. */
+void smap_free(struct smap *m, void (*free_value)(void *));
+void *smap_get(const struct smap *m, const char *key);
+/* Insert or replace; returns the previous value (or NULL). NULL and errno
+ * ENOMEM on failure can be told apart with smap_get. */
+void *smap_put(struct smap *m, const char *key, void *value);
+void *smap_remove(struct smap *m, const char *key);
+size_t smap_size(const struct smap *m);
+/* Visit every entry; the callback must not change the map. Non-zero stops
+ * and is returned. */
+int smap_each(const struct smap *m, int (*fn)(void *ud, const char *key, void *value), void *ud);
+
 #endif

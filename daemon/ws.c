@@ -6,6 +6,8 @@
 
 #include "auth.h"
 #include "daemon.h"
+#include "history.h"
+#include "sandbox.h"
 #include "log.h"
 #include "policy.h"
 #include "topic.h"
@@ -19,6 +21,7 @@
 struct reply {
 	unsigned char *buf; /* LWS_PRE headroom, then len bytes */
 	size_t len;
+	uint64_t seq; /* of a replayed frame */
 	struct reply *next;
 };
 
@@ -41,6 +44,15 @@ struct ws_session {
 	uint64_t gap;	      /* drops to announce before the next frame */
 	struct bus_msg *held; /* popped, to be written after the gap notice */
 	char last_id[FRAME_ID_MAX + 24];
+	/* a replay (`sub` with `since`) in progress: frames of sbx after
+	 * `cursor` up to `until` matching `filter`, fetched in chunks */
+	struct {
+		bool active;
+		char filter[TOPIC_MAX_LEN + 1];
+		uint64_t cursor, until;
+		struct reply *chunk, **chunk_tail;
+		unsigned chunk_n;
+	} replay;
 	int close_code; /* > 0: close at the next writable */
 	char close_reason[100];
 	struct ws_session *next, *prev;
@@ -65,6 +77,7 @@ static void queue_reply(struct ws_session *s, unsigned char *buf, size_t len)
 	}
 	r->buf = buf;
 	r->len = len;
+	r->seq = 0;
 	r->next = NULL;
 	*s->replies_tail = r;
 	s->replies_tail = &r->next;
@@ -119,12 +132,16 @@ static void bus_wake(struct bus_sub *sub, void *user_data)
 
 static bool authenticate(struct ws_session *s, const char *key, const json_t *re)
 {
-	const char *why = NULL;
 	struct principal who;
-	if (auth_check(key, &who, &why) < 0) {
-		log_info("ws %s: authentication refused: %s", s->peer, why);
+	struct api_error err;
+	struct labgwd *d = http__daemon(s->srv);
+	if (sandboxes_auth(d->sandboxes, key, s->peer, &who, &err) < 0) {
+		log_info("ws %s: authentication refused: %s", s->peer, err.message);
 		http__stats(s->srv)->ws_errors++;
-		close_later(s, WS_CLOSE_UNAUTHENTICATED, why);
+		close_later(s,
+			    strcmp(err.code, "QUOTA_EXCEEDED") ? WS_CLOSE_UNAUTHENTICATED :
+								  WS_CLOSE_QUOTA,
+			    err.message);
 		return false;
 	}
 	s->who = who;
@@ -133,24 +150,99 @@ static bool authenticate(struct ws_session *s, const char *key, const json_t *re
 		lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
 	log_info("ws %s: authenticated as key %s", s->peer, who.key_id);
 	if (re)
-		reply_ok(s, re, json_pack("{s:s}", "key_id", who.key_id));
+		reply_ok(s, re,
+			 json_pack("{s:s,s:o,s:o}", "key_id", who.key_id, "sandbox",
+				   who.sbx[0] ? json_string(who.sbx) : json_null(), "rights",
+				   rights_to_json(who.rights, who.tx_techs)));
 	return true;
+}
+
+/* Frames from the history for the running replay, a chunk at a time. */
+static int replay_frame(void *ud, uint64_t seq, const char *topic, const char *json)
+{
+	struct ws_session *s = ud;
+	if (seq > s->replay.until)
+		return 1; /* live from here: the subscription has it */
+	s->replay.cursor = seq;
+	if (!sandboxes_may_receive(&s->who, topic))
+		return 0;
+	struct reply *r = malloc(sizeof(*r));
+	if (!r)
+		return 1;
+	r->buf = wsproto_frame(topic, json, strlen(json), LWS_PRE, &r->len);
+	r->seq = seq;
+	r->next = NULL;
+	if (!r->buf) {
+		free(r);
+		return 1;
+	}
+	*s->replay.chunk_tail = r;
+	s->replay.chunk_tail = &r->next;
+	s->replay.chunk_n++;
+	return 0;
+}
+
+/* The next replayed frame, fetching the history a chunk at a time; NULL
+ * when the replay is over (the subscription carries on live). */
+static struct reply *replay_next(struct ws_session *s)
+{
+	struct labgwd *d = http__daemon(s->srv);
+	while (s->replay.active && !s->replay.chunk) {
+		uint64_t before = s->replay.cursor;
+		s->replay.chunk_tail = &s->replay.chunk;
+		int n = history_replay(d->history, s->who.sbx, s->replay.cursor, s->replay.filter,
+				       64, replay_frame, s);
+		/* over when nothing newer is left up to `until` */
+		if (n <= 0 || s->replay.cursor == before || s->replay.cursor >= s->replay.until)
+			s->replay.active = s->replay.chunk != NULL;
+	}
+	struct reply *r = s->replay.chunk;
+	if (r) {
+		s->replay.chunk = r->next;
+		if (!s->replay.chunk) {
+			s->replay.chunk_tail = &s->replay.chunk;
+			if (s->replay.cursor >= s->replay.until)
+				s->replay.active = false;
+		}
+		s->replay.chunk_n--;
+	}
+	return r;
 }
 
 static void op_sub(struct ws_session *s, const struct ws_op *op)
 {
+	struct labgwd *d = http__daemon(s->srv);
+	struct api_error err;
 	if (!topic_filter_valid(op->topic)) {
 		reply_error(s, op->id, "BAD_REQUEST",
 			    "not a valid topic filter ('+' and a final '#' only as whole levels)",
 			    -1);
 		return;
 	}
-	if (op->since) {
-		reply_error(
-			s, op->id, "BAD_REQUEST",
-			"\"since\" needs the history store, which this gateway does not keep yet",
-			-1);
+	if (!sandboxes_may_read(d->sandboxes, &s->who, op->topic, &err)) {
+		reply_error(s, op->id, err.code, err.message, -1);
 		return;
+	}
+	uint64_t since = 0;
+	if (op->since) {
+		char prefix[64];
+		snprintf(prefix, sizeof(prefix), "labgw/v1/sbx/%s/", s->who.sbx);
+		if (!s->who.sbx[0] || !topic_filter_within(op->topic, prefix)) {
+			reply_error(s, op->id, "BAD_REQUEST",
+				    "history is kept for a sandbox's own topics "
+				    "(labgw/v1/sbx/{sbx}/...): replay needs a sandbox key",
+				    -1);
+			return;
+		}
+		if (history_parse_id(d->cfg->gw_id, op->since, &since) < 0) {
+			reply_error(s, op->id, "BAD_REQUEST",
+				    "\"since\" is the id of a frame of this gateway", -1);
+			return;
+		}
+		if (s->replay.active) {
+			reply_error(s, op->id, "CONFLICT", "a replay is running in this session", -1);
+			return;
+		}
 	}
 	if (bus_sub_filter_count(s->sub) >= s->max_subs && !bus_sub_has(s->sub, op->topic)) {
 		char msg[96];
@@ -160,15 +252,23 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 	}
 	/* answer first: retained frames for the filter follow the answer */
 	int rc = bus_sub_add(s->sub, op->topic);
-	if (rc == -EEXIST) {
-		reply_ok(s, op->id, json_pack("{s:s,s:b}", "topic", op->topic, "existed", 1));
-		return;
-	}
-	if (rc < 0) {
+	if (rc < 0 && rc != -EEXIST) {
 		reply_error(s, op->id, "INTERNAL", "could not subscribe", -1);
 		return;
 	}
-	reply_ok(s, op->id, json_pack("{s:s}", "topic", op->topic));
+	json_t *result = json_pack("{s:s}", "topic", op->topic);
+	if (rc == -EEXIST)
+		json_object_set_new(result, "existed", json_true());
+	if (op->since) {
+		/* frames up to now come from the history, later ones from the
+		 * subscription just made: no gap, no duplicate */
+		s->replay.active = true;
+		s->replay.cursor = since;
+		s->replay.until = d->seq;
+		snprintf(s->replay.filter, sizeof(s->replay.filter), "%s", op->topic);
+		json_object_set_new(result, "replay", json_true());
+	}
+	reply_ok(s, op->id, result);
 }
 
 static void op_unsub(struct ws_session *s, const struct ws_op *op)
@@ -206,6 +306,13 @@ static void handle_message(struct ws_session *s, const char *buf, size_t len)
 	if (!s->authed && op.kind != WS_OP_AUTH) {
 		http__stats(s->srv)->ws_errors++;
 		close_later(s, WS_CLOSE_UNAUTHENTICATED, "authenticate first: {\"op\":\"auth\"}");
+		wsproto_op_release(&op);
+		return;
+	}
+	struct api_error qerr;
+	if (op.kind != WS_OP_AUTH && op.kind != WS_OP_PING && s->who.sbx[0] &&
+	    !sandboxes_take_request(http__daemon(s->srv)->sandboxes, s->who.sbx, &qerr)) {
+		reply_error(s, op.id, qerr.code, qerr.message, qerr.retry_after_ms);
 		wsproto_op_release(&op);
 		return;
 	}
@@ -278,11 +385,12 @@ static int write_buf(struct ws_session *s, unsigned char *buf, size_t len)
 static int on_writable(struct ws_session *s)
 {
 	struct http_stats *st = http__stats(s->srv);
+	struct reply *r;
 	int rc = 0;
-	/* one write per callback: answers first, then a gap notice, then the
-	 * frame that follows the gap */
+	/* one write per callback: answers first, then replayed frames, then a
+	 * gap notice, then the frame that follows the gap */
 	if (s->replies) {
-		struct reply *r = s->replies;
+		r = s->replies;
 		s->replies = r->next;
 		if (!s->replies)
 			s->replies_tail = &s->replies;
@@ -294,11 +402,25 @@ static int on_writable(struct ws_session *s)
 			s->rx_paused = false;
 			lws_rx_flow_control(s->wsi, 1);
 		}
+	} else if ((r = replay_next(s)) != NULL) {
+		rc = write_buf(s, r->buf, r->len);
+		snprintf(s->last_id, sizeof(s->last_id), "%s-%016llx",
+			 http__daemon(s->srv)->cfg->gw_id, (unsigned long long)r->seq);
+		free(r->buf);
+		free(r);
+		st->ws_frames_out++;
 	} else {
-		if (!s->held) {
+		while (!s->held) {
 			uint64_t dropped = 0;
 			s->held = bus_sub_pop(s->sub, &dropped);
 			s->gap += dropped;
+			if (!s->held)
+				break;
+			/* a key without observe (or rx) gets nothing of that part */
+			if (!sandboxes_may_receive(&s->who, s->held->topic)) {
+				bus_msg_unref(s->held);
+				s->held = NULL;
+			}
 		}
 		if (s->gap) {
 			size_t len;
@@ -321,7 +443,7 @@ static int on_writable(struct ws_session *s)
 	}
 	if (rc < 0)
 		return -1;
-	if (s->replies || s->held || bus_sub_pending(s->sub))
+	if (s->replies || s->held || s->replay.active || bus_sub_pending(s->sub))
 		lws_callback_on_writable(s->wsi);
 	return 0;
 }
@@ -369,6 +491,12 @@ static void session_free(struct ws_session *s)
 	st->ws_dropped += bus_sub_dropped_total(s->sub);
 	bus_msg_unref(s->held);
 	bus_sub_free(s->sub);
+	while (s->replay.chunk) {
+		struct reply *r = s->replay.chunk;
+		s->replay.chunk = r->next;
+		free(r->buf);
+		free(r);
+	}
 	while (s->replies) {
 		struct reply *r = s->replies;
 		s->replies = r->next;
@@ -448,6 +576,13 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	default:
 		return 0;
 	}
+}
+
+void ws_key_gone(struct http_server *srv, const char *key_id)
+{
+	for (struct ws_session *s = *http__sessions(srv); s; s = s->next)
+		if (s->authed && !strcmp(s->who.key_id, key_id))
+			close_later(s, WS_CLOSE_UNAUTHENTICATED, "key revoked or expired");
 }
 
 uint64_t ws_live_dropped(struct http_server *srv)

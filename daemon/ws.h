@@ -22,6 +22,8 @@ struct ws_session;
 /* The lws protocol callback of "labgw.v1". */
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len);
+/* Close the sessions of a key that is no longer valid (4401). */
+void ws_key_gone(struct http_server *s, const char *key_id);
 /* Frames dropped so far at the queues of the sessions still open. */
 uint64_t ws_live_dropped(struct http_server *s);
 /* Ask every session to close with 1001 (going away). */

@@ -23,6 +23,7 @@
 #include <labgw/plugin.h>
 
 #include "gen.h"
+#include "lora_airtime.h"
 
 #ifndef LABGW_VERSION
 #define LABGW_VERSION "0.0.0-dev"
@@ -62,6 +63,14 @@ struct sim {
 	unsigned n_cmds;
 
 	struct sim_event ev; /* scratch, kept here to spare the stack */
+
+	/* downlink airtime of the last DUTY_LOG transmits, for the duty cycle */
+#define DUTY_LOG 256
+	struct {
+		uint64_t at_ms;
+		uint64_t airtime_ms;
+	} duty[DUTY_LOG];
+	unsigned duty_next;
 };
 
 static const struct {
@@ -691,8 +700,54 @@ static int check_lorawan(json_t *body, char *errbuf, size_t errlen)
 		return refuse(errbuf, errlen, -EINVAL, "\"fport\" must be an integer 1..223");
 	if (conf && !json_is_boolean(conf))
 		return refuse(errbuf, errlen, -EINVAL, "\"confirmed\" must be true or false");
+	json_t *sf = json_object_get(body, "sf");
+	if (sf && (!json_is_integer(sf) || json_integer_value(sf) < 7 || json_integer_value(sf) > 12))
+		return refuse(errbuf, errlen, -EINVAL, "\"sf\" must be an integer 7..12");
 	n = get_b64(body, "payload", buf, sizeof(buf), errbuf, errlen);
 	return n < 0 ? (int)n : 0;
+}
+
+/* Airtime of a downlink: FRMPayload plus 13 bytes of MHDR, FHDR, FPort and
+ * MIC, at "sf" (default 9) on 125 kHz, CRC off as downlinks go. */
+static uint64_t lorawan_airtime_ms(json_t *body)
+{
+	const char *p = json_string_value(json_object_get(body, "payload"));
+	size_t b64 = p ? strlen(p) : 0;
+	size_t len = b64 / 4 * 3 - (b64 && p[b64 - 1] == '=') - (b64 > 1 && p[b64 - 2] == '=');
+	json_t *sf = json_object_get(body, "sf");
+	int s = json_is_integer(sf) ? (int)json_integer_value(sf) : 9;
+	return (lora_airtime_us(s, 125000, 5, len + 13, 8, false) + 999) / 1000;
+}
+
+/* The EU868 duty cycle the sim plays by: 1% of any hour on its sub-band,
+ * 36 s of airtime, shared by every sandbox. */
+#define DUTY_WINDOW_MS 3600000
+#define DUTY_BUDGET_MS 36000
+
+static uint64_t duty_used(struct sim *s, uint64_t now)
+{
+	uint64_t used = 0;
+	for (unsigned i = 0; i < DUTY_LOG; i++)
+		if (s->duty[i].at_ms && now - s->duty[i].at_ms < DUTY_WINDOW_MS)
+			used += s->duty[i].airtime_ms;
+	return used;
+}
+
+/* ms until `need` more airtime fits the window, 0 when it does now */
+static uint64_t duty_wait(struct sim *s, uint64_t now, uint64_t need)
+{
+	uint64_t used = duty_used(s, now);
+	if (used + need <= DUTY_BUDGET_MS)
+		return 0;
+	/* entries leave the window oldest first: find when enough left */
+	uint64_t wait = DUTY_WINDOW_MS;
+	for (uint64_t t = 1000; t <= DUTY_WINDOW_MS; t += 1000) {
+		if (duty_used(s, now + t) + need <= DUTY_BUDGET_MS) {
+			wait = t;
+			break;
+		}
+	}
+	return wait;
 }
 
 static int check_ble(json_t *body, char *errbuf, size_t errlen)
@@ -849,6 +904,17 @@ static int sim_command(void *state, const struct labgw_command *cmd, char *errbu
 	if (rc < 0)
 		return rc;
 
+	if (!strcmp(cmd->op, "tx")) {
+		/* commit the airtime the regulatory hook allowed */
+		json_t *b = json_loadb(cmd->body, cmd->body_len, 0, NULL);
+		const char *tech = json_string_value(json_object_get(b, "tech"));
+		if (tech && !strcmp(tech, "lorawan")) {
+			s->duty[s->duty_next].at_ms = s->host->now_ms(s->r);
+			s->duty[s->duty_next].airtime_ms = lorawan_airtime_ms(b);
+			s->duty_next = (s->duty_next + 1) % DUTY_LOG;
+		}
+		json_decref(b);
+	}
 	idlen = strlen(cmd->id);
 	c = calloc(1, sizeof(*c) + idlen + 1);
 	if (!c)
@@ -868,8 +934,32 @@ static int sim_command(void *state, const struct labgw_command *cmd, char *errbu
 	return 0;
 }
 
+/* The regulatory hook: the airtime of a LoRaWAN downlink and whether the
+ * duty cycle allows it now. */
+static int sim_tx_check(void *state, const struct labgw_command *cmd, struct labgw_tx_cost *cost,
+			char *errbuf, size_t errlen)
+{
+	struct sim *s = state;
+	json_t *body = json_loadb(cmd->body, cmd->body_len, 0, NULL);
+	const char *tech = json_string_value(json_object_get(body, "tech"));
+	int rc = 0;
+	if (tech && !strcmp(tech, "lorawan") && !strcmp(cmd->op, "tx")) {
+		cost->airtime_ms = lorawan_airtime_ms(body);
+		uint64_t wait = duty_wait(s, s->host->now_ms(s->r), cost->airtime_ms);
+		if (wait) {
+			cost->retry_after_ms = wait;
+			rc = refuse(errbuf, errlen, -EAGAIN,
+				    "duty cycle: %llu ms of the hour's %d ms airtime used",
+				    (unsigned long long)duty_used(s, s->host->now_ms(s->r)),
+				    DUTY_BUDGET_MS);
+		}
+	}
+	json_decref(body);
+	return rc;
+}
+
 LABGW_PLUGIN_DEFINE(.name = "sim", .version = LABGW_VERSION,
 		    .techs = LABGW_TECH_BLE | LABGW_TECH_WLAN | LABGW_TECH_LORAWAN |
 			     LABGW_TECH_CELLULAR,
 		    .init = sim_init, .start = sim_start, .command = sim_command, .stop = sim_stop,
-		    .exit = sim_exit);
+		    .exit = sim_exit, .tx_check = sim_tx_check);

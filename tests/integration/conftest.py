@@ -64,11 +64,12 @@ def labgwd(workdir):
 
 @pytest.fixture
 def broker(workdir):
-    """Factory: broker(port=None) -> a started Broker (external mosquitto)."""
+    """Factory: broker(port=None, **Broker kwargs) -> a started Broker
+    (external mosquitto)."""
     started = []
 
-    def make(port=None):
-        b = Broker(workdir, port).start()
+    def make(port=None, **kw):
+        b = Broker(workdir, port, **kw).start()
         started.append(b)
         return b
 
@@ -79,13 +80,14 @@ def broker(workdir):
 
 @pytest.fixture
 def mqtt_client():
-    """Factory: mqtt_client(port, *topics, v5=False) -> connected MqttClient."""
+    """Factory: mqtt_client(port, *topics, v5=False, **MqttClient kwargs) ->
+    connected MqttClient (connect=False: not yet connected)."""
     clients = []
 
-    def make(port, *topics, v5=False):
-        c = MqttClient(port, v5=v5)
+    def make(port, *topics, v5=False, connect=True, **kw):
+        c = MqttClient(port, v5=v5, **kw)
         clients.append(c)
-        return c.connect(*topics)
+        return c.connect(*topics) if connect else c
 
     yield make
     for c in clients:

@@ -38,7 +38,6 @@ STOP_TIMEOUT = 10.0
 SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
 
 GW = "lab1"
-KEY = "tester.s3cret"
 SUBPROTOCOL = "labgw.v1"
 ID_RE = re.compile(r"^%s-[0-9a-f]{16}$" % GW)
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")
@@ -266,6 +265,22 @@ class Daemon:
         wait_until(lambda: self.log.count(r"labgwd notice: mqtt: connected to ") >= n,
                    timeout, what="MQTT connection #%d" % n)
 
+    @property
+    def key(self):
+        """The staff key the daemon wrote to {state_dir}/admin.key at its
+        first start."""
+        return (self.state_dir / "admin.key").read_text().strip()
+
+    @property
+    def key_id(self):
+        return self.key.split(".", 1)[0]
+
+    def mqtt_admin_login(self):
+        """The spawned broker's admin login (the bridge's), as MqttClient
+        keyword arguments: it may subscribe to everything."""
+        pw = (self.state_dir / "mosquitto" / "admin.pw").read_text().strip()
+        return {"username": "labgwd", "password": pw}
+
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -307,6 +322,39 @@ class Daemon:
             return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
         finally:
             conn.close()
+
+    def api(self, method, path, body=None, key=None, expect=None):
+        """A REST call with the staff key (or `key`): (status, parsed JSON).
+        With `expect`, the status must be that."""
+        h = {"Authorization": "Bearer " + (key or self.key)}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            h["Content-Type"] = "application/json"
+        status, _, raw = self.http(path, method=method, headers=h, body=data)
+        parsed = json.loads(raw) if raw else None
+        if expect is not None:
+            assert status == expect, (method, path, status, parsed)
+        return status, parsed
+
+    def sandbox(self, sbx, rights=("rx", "observe", "claim", "lease", "tx:ble", "tx:wlan",
+                                   "tx:lorawan", "tx:cellular"),
+                leases=(), quotas=None):
+        """Create sandbox `sbx` with leases (resources, from now for an
+        hour) and a key of `rights`; returns the key."""
+        body = {"id": sbx}
+        if quotas:
+            body["quotas"] = quotas
+        self.api("POST", "/api/v1/sandboxes", body, expect=201)
+        now = time.time()
+        for res in leases:
+            self.api("POST", "/api/v1/sandboxes/%s/leases" % sbx,
+                     {"resource": res, "start": "now",
+                      "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + 3600))},
+                     expect=201)
+        _, k = self.api("POST", "/api/v1/sandboxes/%s/keys" % sbx, {"rights": list(rights)},
+                        expect=201)
+        return k["key"]
 
     def upgrade(self, headers=None, subprotocol=SUBPROTOCOL, path="/api/v1/ws"):
         """A WebSocket opening handshake over plain HTTP, to see how a refusal
@@ -360,14 +408,18 @@ def parse_metrics(text):
 
 
 class Broker:
-    def __init__(self, workdir, port=None):
+    """extra: more configuration lines (a plugin, ...); anonymous: whether
+    clients without a login are admitted."""
+
+    def __init__(self, workdir, port=None, extra="", anonymous=True):
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.conf = self.workdir / ("mosquitto-%d.conf" % self.port)
         user = pwd.getpwuid(os.geteuid()).pw_name
         self.conf.write_text(
-            "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "log_dest stderr\nlog_type error\nlog_type warning\nuser %s\n" % (self.port, user)
+            "listener %d 127.0.0.1\nallow_anonymous %s\npersistence false\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\nuser %s\n%s"
+            % (self.port, "true" if anonymous else "false", user, extra)
         )
         self.proc = None
         self.log = None
@@ -406,25 +458,53 @@ class MqttClient:
 
     _ids = itertools.count()
 
-    def __init__(self, port, v5=False):
+    def __init__(self, port, v5=False, username=None, password=None, transport="tcp",
+                 tls=None, host="127.0.0.1"):
+        """username/password: a login (a key: its id and the whole key);
+        transport "websockets" for MQTT over WebSocket; tls: keyword
+        arguments of paho's tls_set (ca_certs=...)."""
         self.port = port
+        self.host = host
         cid = "labgw-test-%d-%d" % (os.getpid(), next(self._ids))
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
-        self.c = mqtt.Client(client_id=cid, protocol=proto)
+        self.c = mqtt.Client(client_id=cid, protocol=proto, transport=transport)
+        if username is not None:
+            self.c.username_pw_set(username, password)
+        if tls is not None:
+            self.c.tls_set(**tls)
         self.messages = []
         self.cond = threading.Condition()
         self.connected = threading.Event()
+        self.disconnected = threading.Event()  # set when an established link ends
+        self.disconnected_at = None
+        self.connect_results = []  # CONNACK codes as int (0 = accepted)
+        self.granted = {}  # SUBACK per message id: granted QoS or reason codes, as ints
         self.subacks = 0
         self.c.on_message = self._on_message
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = self._on_subscribe
+        self.c.on_disconnect = self._on_disconnect
+
+    @staticmethod
+    def _code(rc):
+        return int(getattr(rc, "value", rc))
 
     def _on_connect(self, c, ud, flags, rc, props=None):
-        if rc == 0:
+        with self.cond:
+            self.connect_results.append(self._code(rc))
+            self.cond.notify_all()
+        if self._code(rc) == 0:
+            self.disconnected.clear()
             self.connected.set()
 
-    def _on_subscribe(self, *a):
+    def _on_disconnect(self, c, ud, rc, props=None):
+        if self.connected.is_set() and not self.disconnected.is_set():
+            self.disconnected_at = time.monotonic()
+            self.disconnected.set()
+
+    def _on_subscribe(self, c, ud, mid, granted, props=None):
         with self.cond:
+            self.granted[mid] = [self._code(g) for g in granted]
             self.subacks += 1
             self.cond.notify_all()
 
@@ -435,19 +515,35 @@ class MqttClient:
             self.cond.notify_all()
 
     def connect(self, *topics):
-        self.c.connect("127.0.0.1", self.port, keepalive=30)
+        self.c.connect(self.host, self.port, keepalive=30)
         self.c.loop_start()
-        assert self.connected.wait(START_TIMEOUT), "MQTT client could not connect"
+        assert self.connected.wait(START_TIMEOUT), \
+            "MQTT client could not connect (CONNACK codes %s)" % self.connect_results
         for t in topics:
             self.subscribe(t)
         return self
 
+    def try_connect(self, timeout=START_TIMEOUT):
+        """Connect and return the first CONNACK code (0: accepted; with
+        MQTT 3.1.1 5 is "not authorised", with v5 134/135)."""
+        # after a refusal paho's thread waits before it retries, and close()
+        # waits for that thread: keep the wait short
+        self.c.reconnect_delay_set(min_delay=0.05, max_delay=0.2)
+        self.c.connect(self.host, self.port, keepalive=30)
+        self.c.loop_start()
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.connect_results, timeout), "no CONNACK"
+            return self.connect_results[0]
+
     def subscribe(self, topic):
+        """The SUBACK's code for the filter: the granted QoS, or 0x80 (3.1.1)
+        or a reason code >= 0x80 (v5) when refused."""
         with self.cond:
             n = self.subacks
-        self.c.subscribe(topic, qos=1)
+        _, mid = self.c.subscribe(topic, qos=1)
         with self.cond:
             assert self.cond.wait_for(lambda: self.subacks > n, START_TIMEOUT), "no SUBACK"
+            return self.granted.get(mid, [None])[0]
 
     def publish(self, topic, payload, properties=None):
         info = self.c.publish(topic, payload, qos=1, properties=properties)
@@ -499,9 +595,12 @@ class WsClient:
         self._ids = itertools.count(1)
 
     @classmethod
-    async def connect(cls, daemon, key=KEY, auth="header", headers=None, **kw):
+    async def connect(cls, daemon, key=None, auth="header", headers=None, **kw):
         """auth: 'header' (Authorization: Bearer), 'message' (first op) or
-        None (the test authenticates, or does not)."""
+        None (the test authenticates, or does not). The key defaults to the
+        daemon's staff key."""
+        if key is None:
+            key = daemon.key
         h = dict(headers or {})
         if auth == "header":
             h["Authorization"] = "Bearer " + key

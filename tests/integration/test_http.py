@@ -11,7 +11,7 @@ import socket
 import pytest
 import websockets
 
-from harness import KEY, SUBPROTOCOL, WsClient, parse_metrics, run
+from harness import SUBPROTOCOL, WsClient, parse_metrics, run
 
 SECRET = "top secret: outside web_root\n"
 
@@ -184,14 +184,14 @@ def test_subprotocol_is_required(labgwd, subprotocol):
     with 400 (not a dropped connection)."""
     d = labgwd()
     try:
-        status, _, _, body = d.upgrade({"Authorization": "Bearer " + KEY},
+        status, _, _, body = d.upgrade({"Authorization": "Bearer " + d.key},
                                        subprotocol=subprotocol)
     except http.client.HTTPException as e:
         raise AssertionError("subprotocol %r: no HTTP answer at all (%r)" % (subprotocol, e))
     assert status == 400, (status, body)
     assert b"labgw.v1" in body
     # the same request with the subprotocol is accepted
-    assert d.upgrade({"Authorization": "Bearer " + KEY})[0] == 101
+    assert d.upgrade({"Authorization": "Bearer " + d.key})[0] == 101
     assert d.metric("labgw_ws_refused_total") == 1
 
 

@@ -24,7 +24,7 @@ def wait_frames(client, n, timeout=5, prefix="labgw/v1/adm/", start=0):
 def test_mqtt_and_websocket_get_the_same_frames(labgwd, mqtt_client):
     d = labgwd(mqtt="spawn", radios={"sim0": {"rate": 300}})
     d.wait_mqtt_connected()
-    sub = mqtt_client(d.mqtt_port, ADM_RX)
+    sub = mqtt_client(d.mqtt_port, ADM_RX, **d.mqtt_admin_login())
 
     async def go():
         c = await WsClient.connect(d)
@@ -150,7 +150,7 @@ def test_spawned_broker_is_restarted_and_bridge_reconnects(labgwd, mqtt_client):
     assert pid_alive(pid)
     with open("/proc/%d/comm" % pid) as f:
         assert f.read().strip() == "mosquitto"
-    c = mqtt_client(d.mqtt_port, ADM_RX)
+    c = mqtt_client(d.mqtt_port, ADM_RX, **d.mqtt_admin_login())
     wait_frames(c, 10)
 
     mark = d.log.mark()
@@ -164,7 +164,7 @@ def test_spawned_broker_is_restarted_and_bridge_reconnects(labgwd, mqtt_client):
     wait_until(lambda: pidfile.exists() and int(pidfile.read_text()) == new_pid, 5,
                what="pid file with the new pid")
     d.wait_mqtt_connected(2)
-    c2 = mqtt_client(d.mqtt_port, ADM_RX)
+    c2 = mqtt_client(d.mqtt_port, ADM_RX, **d.mqtt_admin_login())
     wait_frames(c2, 20)
     m = d.metrics()
     assert m["labgw_broker_restarts_total"] == 1 and m["labgw_broker_running"] == 1

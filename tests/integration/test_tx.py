@@ -13,6 +13,14 @@ LORA_REQ = {"dev": "26011bda", "fport": 1, "payload": "AQID"}
 SMS_REQ = {"to": "+4915112345678", "text": "hi"}
 
 
+LEASES = ("sim0:tx", "sim0:sms", "sim0:adv", "sim0:scan")
+
+
+def make_team(d, leases=LEASES, **kw):
+    """Sandbox team1 with leases on the sim's transmit resources; its key."""
+    return d.sandbox(SBX, leases=leases, **kw)
+
+
 def req_topic(tech, radio="sim0", sbx=SBX, gw=GW):
     return "labgw/v1/sbx/%s/tx/%s/%s/%s/req" % (sbx, tech, gw, radio)
 
@@ -36,6 +44,7 @@ def check_status_sequence(frames, tx_id, tech, radio="sim0"):
 @pytest.mark.parametrize("tech,body", [("lorawan", LORA_REQ), ("cellular", SMS_REQ)])
 def test_transmit_over_websocket(labgwd, tech, body):
     d = labgwd()
+    make_team(d)
 
     async def go():
         c = await WsClient.connect(d)
@@ -84,6 +93,7 @@ def test_transmit_over_websocket(labgwd, tech, body):
 ])
 def test_transmit_refusals_over_websocket(labgwd, topic, payload, code):
     d = labgwd()
+    make_team(d)
 
     async def go():
         c = await WsClient.connect(d)
@@ -104,6 +114,7 @@ def test_transmit_refusals_over_websocket(labgwd, topic, payload, code):
 
 def test_transmit_on_a_radio_without_that_tech(labgwd):
     d = labgwd(radios={"sim0": {"rate": 10}, "sim1": {"rate": 10, "techs": "ble lorawan"}})
+    make_team(d, leases=("sim1:tx",))
 
     async def go():
         c = await WsClient.connect(d)
@@ -129,15 +140,18 @@ def mqtt_statuses(client, tx, timeout=5):
 def test_transmit_over_mqtt_v5_with_response_topic(labgwd, mqtt_client):
     d = labgwd(mqtt="spawn")
     d.wait_mqtt_connected()
+    key = make_team(d)
+    login = {"username": key.split(".", 1)[0], "password": key}
+    replies = "labgw/v1/sbx/%s/res/replies" % SBX
     c = mqtt_client(d.mqtt_port, "labgw/v1/sbx/%s/tx/+/%s/+/status" % (SBX, GW),
-                    "test/replies/#", v5=True)
+                    replies + "/#", v5=True, **login)
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = "test/replies/1"
+    props.ResponseTopic = replies + "/1"
     props.CorrelationData = b"corr-42"
     c.publish(req_topic("lorawan"), json.dumps(LORA_REQ), properties=props)
-    topic, payload, retain, rprops = c.wait_for(lambda t, *a: t == "test/replies/1", 5,
+    topic, payload, retain, rprops = c.wait_for(lambda t, *a: t == replies + "/1", 5,
                                                 "answer on the response topic")
     ans = json.loads(payload)
     assert ans["ok"] is True and ans["result"]["status"] == "queued", ans
@@ -150,7 +164,7 @@ def test_transmit_over_mqtt_v5_with_response_topic(labgwd, mqtt_client):
     props.CorrelationData = b"corr-43"
     c.publish(req_topic("lorawan", radio="nosuch"), json.dumps(LORA_REQ), properties=props)
     _, payload, _, rprops = c.wait_for(
-        lambda t, p, r, pr: t == "test/replies/1" and pr.CorrelationData == b"corr-43", 5)
+        lambda t, p, r, pr: t == replies + "/1" and pr.CorrelationData == b"corr-43", 5)
     ans = json.loads(payload)
     assert ans["ok"] is False and ans["error"]["code"] == "NOT_FOUND", ans
 
@@ -158,7 +172,9 @@ def test_transmit_over_mqtt_v5_with_response_topic(labgwd, mqtt_client):
 def test_transmit_over_mqtt_v311_answers_on_res_topic(labgwd, mqtt_client):
     d = labgwd(mqtt="spawn")
     d.wait_mqtt_connected()
-    c = mqtt_client(d.mqtt_port, "labgw/v1/sbx/%s/#" % SBX)
+    key = make_team(d, rights=("rx", "tx:lorawan", "tx:cellular"))
+    c = mqtt_client(d.mqtt_port, "labgw/v1/sbx/%s/tx/+/+/+/status" % SBX,
+                    "labgw/v1/sbx/%s/res/#" % SBX, username=key.split(".", 1)[0], password=key)
     c.publish(req_topic("cellular"), json.dumps(SMS_REQ))
     # accepted: the status frames follow (v3.1.1 has no response topic; the
     # answer goes to .../res/tx)

@@ -11,7 +11,7 @@ import time
 import pytest
 import websockets
 
-from harness import (GW, ID_RE, KEY, SUBPROTOCOL, TIME_RE, WsClient, escape_level, id_num,
+from harness import (GW, ID_RE, SUBPROTOCOL, TIME_RE, WsClient, escape_level, id_num,
                      run)
 
 ADM_RX = "labgw/v1/adm/%s/rx/#" % GW
@@ -120,14 +120,14 @@ def test_auth_by_header(labgwd):
         await c.sub(ADM_RX)
         check_envelope(await c.next_frame())
         # a second auth on an authenticated session is a conflict, not a close
-        res = await c.call("auth", key=KEY)
+        res = await c.call("auth", key=d.key)
         assert res["ok"] is False and res["error"]["code"] == "CONFLICT", res
         assert (await c.call("ping"))["ok"] is True
         await c.close()
 
     run(go())
-    assert d.log.find(r"authenticated as key tester$")
-    assert KEY.split(".", 1)[1] not in d.log.text(), "the key's secret was logged"
+    assert d.log.find(r"authenticated as key %s$" % d.key_id)
+    assert d.key.split(".", 1)[1] not in d.log.text(), "the key's secret was logged"
 
 
 def test_auth_by_first_message(labgwd):
@@ -135,14 +135,15 @@ def test_auth_by_first_message(labgwd):
 
     async def go():
         c = await WsClient.connect(d, auth=None)
-        res = await c.call("auth", key="team1key.abcdef")
-        assert res["ok"] is True and res["result"] == {"key_id": "team1key"}, res
+        res = await c.call("auth", key=d.key)
+        assert res["ok"] is True, res
+        assert res["result"] == {"key_id": d.key_id, "sandbox": None, "rights": ["admin"]}, res
         await c.sub(ADM_RX)
         check_envelope(await c.next_frame())
         await c.close()
 
     run(go())
-    assert "abcdef" not in d.log.text(), "the key's secret was logged"
+    assert d.key.split(".", 1)[1] not in d.log.text(), "the key's secret was logged"
 
 
 @pytest.mark.parametrize("key", ["nodotZq1", ".Zq7xq", "keyid.", "key id.Zq9xq", "ké.Zq8xq"])
@@ -407,7 +408,7 @@ def test_slow_client_gets_gap_notice(labgwd):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", d.port))
         ws = await websockets.connect(d.ws_url, sock=sock, subprotocols=[SUBPROTOCOL],
-                                      extra_headers={"Authorization": "Bearer " + KEY},
+                                      extra_headers={"Authorization": "Bearer " + d.key},
                                       max_queue=1, read_limit=4096, max_size=1 << 20)
         c = WsClient(ws)
         await c.sub(ADM_RX)
@@ -472,7 +473,7 @@ def test_silent_peer_is_dropped_after_idle_timeout(labgwd):
         dead.sendall(b"GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: labgw.v1\r\n"
-                     b"Authorization: Bearer " + KEY.encode() + b"\r\n\r\n")
+                     b"Authorization: Bearer " + d.key.encode() + b"\r\n\r\n")
         dead.settimeout(5)
         assert dead.recv(4096).startswith(b"HTTP/1.1 101 ")
 

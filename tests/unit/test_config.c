@@ -146,7 +146,7 @@ static void check_defaults(const struct config *c)
 	assert_int_equal(c->ws_max_subscriptions, 64);
 	assert_int_equal(c->ws_send_queue, 1024);
 	assert_int_equal(c->ws_idle_timeout_ms, 60000);
-	assert_int_equal(c->ws_auth_timeout_ms, 10000);
+	assert_int_equal(c->ws_auth_timeout_ms, 5000);
 	assert_int_equal(c->http_max_sessions, 10000);
 	assert_int_equal(c->mqtt_mode, MQTT_MODE_SPAWN);
 	assert_null(c->mqtt_host);
@@ -157,6 +157,15 @@ static void check_defaults(const struct config *c)
 	assert_int_equal(c->mqtt_qos, 0);
 	assert_int_equal(c->mqtt_keepalive_ms, 30000);
 	assert_int_equal(c->mqtt_queue, 10000);
+	assert_string_equal(c->mqtt_spawn_tls_host, "");
+	assert_int_equal(c->mqtt_spawn_tls_port, -1);
+	assert_string_equal(c->mqtt_spawn_ws_host, "");
+	assert_int_equal(c->mqtt_spawn_ws_port, -1);
+	assert_string_equal(c->mqtt_tls_cert, "");
+	assert_string_equal(c->mqtt_tls_key, "");
+	assert_string_equal(c->mqtt_dynsec_plugin, "");
+	assert_string_equal(c->mqtt_username, "");
+	assert_string_equal(c->mqtt_password_file, "");
 	assert_int_equal(c->pseudonym_rotation_ms, 86400000);
 	assert_int_equal(c->nradios, 0);
 }
@@ -342,6 +351,12 @@ static const struct bad_case {
 	{"[mqtt]\nbroker = :1883\n", 2, "[mqtt] broker", "must be spawn, off, or host:port"},
 	{"[mqtt]\nbroker = SPAWN\n", 2, "[mqtt] broker", "must be spawn, off, or host:port"},
 	{"[mqtt]\nqos = 2\n", 2, "[mqtt] qos", "must be 0 or 1"},
+	{"[mqtt]\nspawn_listen_ws = 8083\n", 2, "[mqtt] spawn_listen_ws", "not host:port"},
+	{"[mqtt]\n\nspawn_listen_tls = :8883\n", 3, "[mqtt] spawn_listen_tls",
+	 "needs `tls_cert` and `tls_key`"},
+	{"[mqtt]\ntls_cert = a.pem\n", 2, "[mqtt] tls_cert", "needs `tls_key` as well"},
+	{"[mqtt]\ntls_key = a.key\n", 2, "[mqtt] tls_key", "needs `tls_cert` as well"},
+	{"[mqtt]\npassword_file = pw\n", 2, "[mqtt] password_file", "needs `username` as well"},
 	{"[mqtt]\nqos = one\n", 2, "[mqtt] qos", "not an integer"},
 	{"[log]\nlevel = loud\n", 2, "[log] level", "must be one of error, warning"},
 	{"[gateway]\nid = Lab1\n", 2, "[gateway] id", "must be 1 to 32"},
@@ -527,10 +542,24 @@ static void test_relative_paths_resolved_against_file_folder(void **state)
 	mkdir(sub, 0700);
 	snprintf(path, sizeof(path), "%s/labgw.conf", sub);
 	write_file(path, "[gateway]\nstate_dir = state\nplugin_dir = ../plugins\n"
-			 "[http]\nweb_root = ./web\n[mqtt]\nmosquitto = /usr/bin/mosquitto\n");
+			 "[http]\nweb_root = ./web\n[mqtt]\nmosquitto = /usr/bin/mosquitto\n"
+			 "tls_cert = tls/cert.pem\ntls_key = /k.pem\nusername = gw\n"
+			 "password_file = pw\nspawn_listen_tls = [::1]:8883\n"
+			 "spawn_listen_ws = :0\n");
 	struct config *c = NULL;
 	cap_reset();
 	assert_int_equal(config_load(path, &c), 0);
+	snprintf(want, sizeof(want), "%s/tls/cert.pem", sub);
+	assert_string_equal(c->mqtt_tls_cert, want);
+	assert_string_equal(c->mqtt_tls_key, "/k.pem");
+	snprintf(want, sizeof(want), "%s/pw", sub);
+	assert_string_equal(c->mqtt_password_file, want);
+	assert_string_equal(c->mqtt_username, "gw");
+	assert_string_equal(c->mqtt_spawn_tls_host, "::1");
+	assert_int_equal(c->mqtt_spawn_tls_port, 8883);
+	assert_string_equal(c->mqtt_spawn_ws_host, "0.0.0.0");
+	assert_int_equal(c->mqtt_spawn_ws_port, 0);
+	assert_string_equal(c->mqtt_dynsec_plugin, ""); /* empty: the default */
 	snprintf(want, sizeof(want), "%s/state", sub);
 	assert_string_equal(c->state_dir, want);
 	snprintf(want, sizeof(want), "%s/../plugins", sub);
@@ -612,12 +641,22 @@ static const char *const all_keys[][2] = {
 	{"http", "max_sessions"},
 	{"mqtt", "broker"},
 	{"mqtt", "spawn_listen"},
+	{"mqtt", "spawn_listen_tls"},
+	{"mqtt", "spawn_listen_ws"},
+	{"mqtt", "tls_cert"},
+	{"mqtt", "tls_key"},
+	{"mqtt", "dynsec_plugin"},
 	{"mqtt", "mosquitto"},
+	{"mqtt", "username"},
+	{"mqtt", "password_file"},
 	{"mqtt", "client_id"},
 	{"mqtt", "qos"},
 	{"mqtt", "keepalive"},
 	{"mqtt", "queue"},
 	{"privacy", "pseudonym_rotation"},
+	{"privacy", "observe_payload"},
+	{"history", "max_frames"},
+	{"history", "max_age"},
 };
 
 static char *reference(void)

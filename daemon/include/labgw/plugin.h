@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 1
+#define LABGW_PLUGIN_ABI_MINOR 2
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -88,6 +88,14 @@ typedef void (*labgw_work_fn)(void *user_data);
 /* Runs on the loop thread after `work`; status is 0, or -ECANCELED when the
  * instance was stopped meanwhile (then only free user_data). */
 typedef void (*labgw_done_fn)(void *user_data, int status);
+
+/* What a transmit costs, filled by the regulatory hook (ABI 1.2). */
+struct labgw_tx_cost {
+	uint32_t size;
+	uint64_t airtime_ms;     /* time on air (LoRa), 0 where it does not apply */
+	uint64_t retry_after_ms; /* when refused with -EAGAIN: when it would pass */
+	void *reserved[4];
+};
 
 /* A transmit or request handed to a module. Borrowed for the call. */
 struct labgw_command {
@@ -232,7 +240,19 @@ struct labgw_plugin {
 	void (*stop)(void *state);
 	void (*exit)(void *state);
 
-	void *reserved[8];
+	/*
+	 * ABI 1.2, optional (NULL: no regulatory limits, no cost). The regulatory
+	 * hook: before a transmit is handed to command(), the host asks what it
+	 * costs (airtime, for the sandbox's budget) and whether the radio's
+	 * regulatory budget (the EU868 duty cycle of a sub-band, shared by all
+	 * sandboxes) allows it now. Return 0, -EAGAIN with cost->retry_after_ms
+	 * when the budget is used up, or -EINVAL for a bad request. Nothing is
+	 * committed here; command() commits.
+	 */
+	int (*tx_check)(void *state, const struct labgw_command *cmd, struct labgw_tx_cost *cost,
+			char *errbuf, size_t errlen);
+
+	void *reserved[7];
 };
 
 #define LABGW_PLUGIN_DEFINE(...)                                                                   \
