@@ -27,6 +27,20 @@ module = sim
 rate = 20
 seed = 1
 CONF
-echo "labgw: starting with simulated radios; open http://127.0.0.1:$port/ (Ctrl-C stops)"
-echo "labgw: configuration $run/labgw.conf"
-exec "$top/$build/labgwd" -c "$run/labgw.conf"
+echo "labgw: starting with simulated radios (Ctrl-C stops); configuration $run/labgw.conf"
+"$top/$build/labgwd" -c "$run/labgw.conf" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null' INT TERM
+# the staff key is written at the first start
+i=0
+while [ ! -s "$run/state/admin.key" ] && [ $i -lt 100 ] && kill -0 $pid 2>/dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+if [ -s "$run/state/admin.key" ]; then
+	echo "labgw: console  http://127.0.0.1:$port/"
+	echo "labgw: staff key $(cat "$run/state/admin.key")  (also in $run/state/admin.key)"
+fi
+wait $pid || true
+trap - INT TERM
+wait $pid 2>/dev/null || true

@@ -3,7 +3,16 @@
 // with textContent, never as markup.
 import { LabgwClient } from './lib/labgw.js';
 
-const TOPICS = ['labgw/v1/adm/+/rx/#', 'labgw/v1/gw/#'];
+// staff see every frame raw; a sandbox key its own devices (rx) and the
+// pseudonymised others (observe)
+function topicsFor(identity) {
+	if (!identity || !identity.sandbox) return ['labgw/v1/adm/+/rx/#', 'labgw/v1/gw/#'];
+	const rights = identity.rights || [];
+	const t = ['labgw/v1/gw/#'];
+	if (rights.includes('rx')) t.push(`labgw/v1/sbx/${identity.sandbox}/rx/#`);
+	if (rights.includes('observe')) t.push(`labgw/v1/sbx/${identity.sandbox}/obs/#`);
+	return t;
+}
 const TECHS = ['ble', 'wlan', 'lorawan', 'cellular'];
 const MAX_ROWS = 200;
 const RATE_WINDOW_S = 5;
@@ -70,7 +79,7 @@ function keyProblem(key) {
 	if (!key) return 'Enter a key.';
 	const dot = key.indexOf('.');
 	if (!/^[\x21-\x7e]+$/.test(key) || dot < 1 || dot > 64 || dot === key.length - 1)
-		return 'A key looks like <key_id>.<secret>, for example demo.secret.';
+		return 'A key looks like <key_id>.<secret>, as in admin.key.';
 	return null;
 }
 
@@ -103,6 +112,7 @@ function onState(state, detail) {
 	let text = '';
 	if (state === 'open') {
 		authFailures = 0;
+		if (!detail.reconnect) subscribeAll(topicsFor(detail.identity));
 		showAlert('');
 		// the key id is public; the secret stays out of the page
 		text = `as key ${currentKey.slice(0, currentKey.indexOf('.'))}`;
@@ -127,16 +137,20 @@ function onError(err) {
 	}
 }
 
+// once per connect: the client subscribes again by itself after reconnects
+function subscribeAll(topics) {
+	for (const t of topics)
+		client.subscribe(t).catch((err) => {
+			if (err.code !== 'CLOSED') showAlert(`Could not subscribe to ${t}: ${err.message}`);
+		});
+}
+
 function connect(key) {
 	disconnect();
 	showAlert('');
 	authFailures = 0;
 	currentKey = key;
 	client = new LabgwClient({ key, onFrame, onState, onGap, onError });
-	for (const t of TOPICS)
-		client.subscribe(t).catch((err) => {
-			if (err.code !== 'CLOSED') showAlert(`Could not subscribe to ${t}: ${err.message}`);
-		});
 	client.connect();
 }
 

@@ -303,7 +303,7 @@ export class LabgwClient {
 	_onRes(m) {
 		if (m.re !== null && m.re === this._authId) {
 			this._authId = null;
-			if (m.ok) this._authenticated();
+			if (m.ok) this._authenticated(m.result ?? {});
 			else this._fatal(this._errorOf(m));
 			return;
 		}
@@ -324,8 +324,10 @@ export class LabgwClient {
 		r.reject(err);
 	}
 
-	_authenticated() {
+	_authenticated(identity) {
 		clearTimeout(this._connectTimer);
+		/** who the key is: {key_id, sandbox (or null), rights} */
+		this.identity = identity;
 		const reconnect = this._wasOpen;
 		this._wasOpen = true;
 		this._openedAt = Date.now();
@@ -338,7 +340,7 @@ export class LabgwClient {
 		const q = this._queue;
 		this._queue = [];
 		for (const r of q) this._send(r);
-		this._setState('open', { reconnect });
+		this._setState('open', { reconnect, identity });
 		if (reconnect)
 			this._safe(this._onGap, { dropped: null, since: this._lastFrameId, reconnect: true });
 	}
