@@ -148,6 +148,7 @@ fmt:
 
 install: $(BUILD)/labgwd $(PLUGIN_SOS)
 	install -D -m 0755 $(BUILD)/labgwd $(DESTDIR)$(PREFIX)/sbin/labgwd
+	install -D -m 0755 tools/labgwctl $(DESTDIR)$(PREFIX)/bin/labgwctl
 	install -d $(DESTDIR)$(PREFIX)/lib/labgw/plugins
 	install -m 0644 $(PLUGIN_SOS) $(DESTDIR)$(PREFIX)/lib/labgw/plugins/
 	install -D -m 0644 daemon/include/labgw/plugin.h $(DESTDIR)$(PREFIX)/include/labgw/plugin.h
