@@ -42,11 +42,6 @@ struct retired {
 };
 static struct retired *retired;
 
-uint64_t labgwd_next_seq(struct labgwd *d)
-{
-	return ++d->seq;
-}
-
 /* ---- plugin host → router --------------------------------------------- */
 
 static void host_publish(void *ud, struct frame *f)

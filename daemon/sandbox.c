@@ -713,24 +713,27 @@ bool sandboxes_may_read(struct sandboxes *sb, const struct principal *who, const
 	char prefix[96];
 	if (principal_is_staff(who))
 		return true;
-	snprintf(prefix, sizeof(prefix), "labgw/v1/gw/%s/", sb->d->cfg->gw_id);
 	if (who->rights & RIGHT_KIOSK) {
 		char state[96];
 		snprintf(state, sizeof(state), "labgw/v1/gw/%s/state", sb->d->cfg->gw_id);
-		if (within(filter, "labgw/v1/pub/") || !strcmp(filter, state))
+		if (within(filter, "labgw/v1/pub/") || !strcmp(filter, state) ||
+		    !strcmp(filter, "labgw/v1/gw/+/state"))
 			return true;
 	}
 	if (who->sbx[0]) {
-		if (within(filter, prefix))
+		/* gateway and radio states carry nothing private */
+		if (within(filter, "labgw/v1/gw/"))
 			return true;
 		snprintf(prefix, sizeof(prefix), "labgw/v1/sbx/%s/", who->sbx);
 		if (within(filter, prefix))
 			return true;
 	}
-	api_fail(err, "FORBIDDEN",
-		 who->sbx[0] ? "this key reads labgw/v1/sbx/%s/... and labgw/v1/gw/... only" :
-			       "this key reads labgw/v1/pub/... and the gateway state only%s",
-		 who->sbx);
+	if (who->sbx[0])
+		api_fail(err, "FORBIDDEN", "this key reads labgw/v1/sbx/%s/... and labgw/v1/gw/... only",
+			 who->sbx);
+	else
+		api_fail(err, "FORBIDDEN",
+			 "this key reads labgw/v1/pub/... and the gateway state only");
 	return false;
 }
 

@@ -1,0 +1,6 @@
+#include "daemon.h"
+
+uint64_t labgwd_next_seq(struct labgwd *d)
+{
+	return ++d->seq;
+}
