@@ -680,3 +680,95 @@ class WsClient:
 def run(coro, timeout=60):
     """Run a test coroutine with an overall time limit."""
     return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+# ---- sandbox layer helpers (keys on every surface, restarts, times) ------------------
+
+
+def rfc3339(epoch_seconds):
+    """An RFC 3339 UTC time with milliseconds, from a time.time() value."""
+    ms = int(round(epoch_seconds * 1000))
+    return "%s.%03dZ" % (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)), ms % 1000)
+
+
+def rfc3339_in(seconds):
+    """rfc3339() of now + seconds."""
+    return rfc3339(time.time() + seconds)
+
+
+def parse_rfc3339(s):
+    """time.time() value of an RFC 3339 UTC time ('...Z')."""
+    import datetime
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def key_id_of(key):
+    return key.split(".", 1)[0]
+
+
+def key_login(key):
+    """MqttClient keyword arguments of a key's broker login."""
+    return {"username": key_id_of(key), "password": key}
+
+
+def make_key(d, sbx, rights, **extra):
+    """A new key of sandbox sbx (None: a staff or kiosk key); the create
+    answer (its "key" holds the secret)."""
+    body = {"rights": list(rights)}
+    body.update(extra)
+    path = "/api/v1/sandboxes/%s/keys" % sbx if sbx else "/api/v1/keys"
+    _, out = d.api("POST", path, body, expect=201)
+    return out
+
+
+def mqtt_connect_key(d, key, *topics, v5=False, within=2.0):
+    """A connected MqttClient logged in with the key; the broker learns new
+    keys asynchronously, so the login is retried for `within` seconds. The
+    caller closes it."""
+    t0 = time.monotonic()
+    while True:
+        c = MqttClient(d.mqtt_port, v5=v5, **key_login(key))
+        rc = c.try_connect()
+        if rc == 0:
+            for t in topics:
+                c.subscribe(t)
+            return c
+        c.close()
+        assert time.monotonic() - t0 < within, \
+            "key %s cannot log in to the broker (CONNACK %d)" % (key_id_of(key), rc)
+        time.sleep(0.05)
+
+
+def track_pubacks(client):
+    """Record the reason code of every PUBACK an MqttClient (v5) gets, by
+    message id, in client.pubacks (0 when the broker sent none: success)."""
+    import struct
+    client.pubacks = {}
+    paho = client.c
+    orig = paho._handle_pubackcomp
+
+    def handle(cmd):
+        mid, = struct.unpack("!H", paho._in_packet["packet"][:2])
+        rl = paho._in_packet["remaining_length"]
+        code = paho._in_packet["packet"][2] if rl > 2 else 0
+        with client.cond:
+            client.pubacks[mid] = code
+            client.cond.notify_all()
+        return orig(cmd)
+
+    paho._handle_pubackcomp = handle
+    return client
+
+
+def publish_for_puback(client, topic, payload, timeout=5.0, properties=None):
+    """QoS 1 publish on a track_pubacks() client: the PUBACK reason code."""
+    info = client.c.publish(topic, payload, qos=1, properties=properties)
+    with client.cond:
+        assert client.cond.wait_for(lambda: info.mid in client.pubacks, timeout), "no PUBACK"
+        return client.pubacks[info.mid]
+
+
+def kill9(d):
+    """SIGKILL the daemon by its PID and reap it; its exit status (-9)."""
+    os.kill(d.proc.pid, signal.SIGKILL)
+    return d.wait()
