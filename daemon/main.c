@@ -71,12 +71,32 @@ static void host_prepare(void *ud, struct frame *f)
 	router_prepare(ud, f);
 }
 
+static bool host_session_keys(void *ud, const char *dev_addr, uint8_t nwkskey[16],
+			      uint8_t appskey[16])
+{
+	struct labgwd *d = ud;
+	return d->sandboxes && sandboxes_claim_keys(d->sandboxes, dev_addr, nwkskey, appskey);
+}
+
+static void host_audit(void *ud, struct labgw_radio *r, const char *action, const char *target,
+		       const char *result, int64_t size, const char *detail)
+{
+	struct labgwd *d = ud;
+	char t[96];
+	snprintf(t, sizeof(t), "%s%s%s", radio_name(r), target && *target ? ":" : "",
+		 target ? target : "");
+	if (d->sandboxes)
+		sandboxes_audit(d->sandboxes, NULL, NULL, action, t, result, size, detail);
+}
+
 static const struct plugin_host_ops host_ops = {
 	.publish = host_publish,
 	.radio_changed = host_radio_changed,
 	.tx_status = host_tx_status,
 	.next_seq = host_next_seq,
 	.prepare = host_prepare,
+	.session_keys = host_session_keys,
+	.audit = host_audit,
 };
 
 /* ---- the module table: started in order, stopped in reverse ------------ */

@@ -1226,6 +1226,22 @@ static int svc_tx_status(struct labgw_radio *r, const char *cmd_id, enum labgw_t
 	return 0;
 }
 
+static bool svc_lorawan_session_keys(struct labgw_radio *r, const char *dev_addr,
+				     uint8_t nwkskey[16], uint8_t appskey[16])
+{
+	struct plugin_host *h = r->h;
+	return dev_addr && h->ops->session_keys &&
+	       h->ops->session_keys(h->user_data, dev_addr, nwkskey, appskey);
+}
+
+static void svc_audit(struct labgw_radio *r, const char *action, const char *target,
+		      const char *result, int64_t size, const char *detail)
+{
+	struct plugin_host *h = r->h;
+	if (h->ops->audit && action && result)
+		h->ops->audit(h->user_data, r, action, target, result, size, detail);
+}
+
 static const struct labgw_host host_services = {
 	.size = sizeof(struct labgw_host),
 	.abi_major = LABGW_PLUGIN_ABI_MAJOR,
@@ -1234,6 +1250,8 @@ static const struct labgw_host host_services = {
 	.radio_name = svc_radio_name,
 	.gateway_id = svc_gateway_id,
 	.radio_set_techs = svc_radio_set_techs,
+	.lorawan_session_keys = svc_lorawan_session_keys,
+	.audit = svc_audit,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

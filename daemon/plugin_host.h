@@ -36,6 +36,12 @@ struct plugin_host_ops {
 	uint64_t (*next_seq)(void *user_data);
 	/* Optional: a module's frame just before it is sealed (to mark claims). */
 	void (*prepare)(void *user_data, struct frame *f);
+	/* Optional: LoRaWAN ABP keys of a claimed device (labgw_host 1.3). */
+	bool (*session_keys)(void *user_data, const char *dev_addr, uint8_t nwkskey[16],
+			     uint8_t appskey[16]);
+	/* Optional: an audit record from a module (labgw_host 1.3). */
+	void (*audit)(void *user_data, struct labgw_radio *r, const char *action,
+		      const char *target, const char *result, int64_t size, const char *detail);
 };
 
 struct plugin_host_limits {

@@ -143,6 +143,64 @@ void policy_radio_gone(struct policy *p, const char *radio)
 	}
 }
 
+/* A sandbox transmits only to devices it claimed: the LoRaWAN DevAddr of a
+ * downlink (given, or inside a raw PHYPayload), the BLE device of a GATT
+ * write, the number of an SMS. Staff may address any device. */
+static int target_check(struct policy *p, const struct principal *who, const char *sbx,
+			enum labgw_tech tech, const json_t *body, struct policy_result *res)
+{
+	if (principal_is_staff(who))
+		return 0;
+	char dev[40] = "";
+	const char *field = NULL;
+	switch (tech) {
+	case LABGW_TECH_LORAWAN: {
+		const char *phy = json_string_value(json_object_get(body, "phy_payload"));
+		if (phy) {
+			unsigned char buf[16];
+			size_t n = strlen(phy);
+			/* the first 12 base64 characters hold MHDR and DevAddr */
+			if (n < 16 || base64_decode(phy, 16, buf, sizeof(buf)) < 5)
+				return refuse(res, "BAD_REQUEST", "\"phy_payload\" is too short");
+			unsigned mtype = buf[0] >> 5;
+			if (mtype != 3 && mtype != 5)
+				return refuse(res, "FORBIDDEN",
+					      "a sandbox sends data downlinks only (MType 3 or 5)");
+			snprintf(dev, sizeof(dev), "%02x%02x%02x%02x", buf[4], buf[3], buf[2],
+				 buf[1]);
+		} else {
+			field = "dev";
+		}
+		break;
+	}
+	case LABGW_TECH_BLE:
+		field = "dev"; /* GATT; adverts have no target */
+		break;
+	case LABGW_TECH_CELLULAR:
+		field = "to";
+		break;
+	case LABGW_TECH_WLAN:
+	case LABGW_TECH_NONE:
+		break;
+	}
+	if (field) {
+		const char *v = json_string_value(json_object_get(body, field));
+		if (!v)
+			return 0; /* the module refuses a missing target itself */
+		snprintf(dev, sizeof(dev), "%s", v);
+		for (char *c = dev; *c; c++)
+			if (*c >= 'A' && *c <= 'F')
+				*c = (char)(*c - 'A' + 'a');
+	}
+	if (!dev[0])
+		return 0;
+	const char *owner = sandboxes_claim_owner(p->d->sandboxes, tech, dev);
+	if (!owner || strcmp(owner, sbx))
+		return refuse(res, "FORBIDDEN", "sandbox %s has not claimed %s %s", sbx,
+			      frame_tech_name(tech), dev);
+	return 0;
+}
+
 static int refuse_api(struct policy_result *res, const struct api_error *err)
 {
 	res->code = err->code;
@@ -155,7 +213,7 @@ static int refuse_api(struct policy_result *res, const struct api_error *err)
 /* labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req, through the gate of
  * DESIGN §8: right → lease → quota → regulatory hook → radio. */
 static int submit_tx(struct policy *p, const struct principal *who, const char **lv,
-		     const json_t *payload, const char *body, size_t body_len,
+		     const json_t *payload, const char *body, size_t body_len, bool dry_run,
 		     struct policy_result *res)
 {
 	struct labgwd *d = p->d;
@@ -173,6 +231,8 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 		return refuse(res, "NOT_FOUND", "no radio '%.32s' on gateway %s", radio, gw);
 	if (!(radio_techs(r) & tech))
 		return refuse(res, "BAD_REQUEST", "radio %s does not do %s", radio, tech_s);
+	if (target_check(p, who, sbx, tech, payload, res) < 0)
+		return -1;
 
 	char id[40];
 	snprintf(id, sizeof(id), "tx-%016llx", (unsigned long long)(p->next_id + 1));
@@ -206,6 +266,12 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	if (radio_get_state(r) != RADIO_UP)
 		return refuse(res, "RADIO_UNAVAILABLE", "radio %s is %s", radio,
 			      radio_state_name(radio_get_state(r)));
+	if (dry_run) {
+		/* every rule passed: what it would cost, nothing sent or charged */
+		res->result = json_pack("{s:b,s:s,s:I}", "dry_run", 1, "verdict", "ok",
+					"airtime_ms", (json_int_t)tc.airtime_ms);
+		return 0;
+	}
 	expire(p);
 	if (p->npending >= POLICY_MAX_PENDING)
 		return refuse(res, "RADIO_UNAVAILABLE", "%u commands in flight; try again later",
@@ -279,21 +345,29 @@ static int submit(struct policy *p, const struct principal *who, const char **lv
 			return refuse_api(res, &err);
 		return 0;
 	}
-	/* the module sees the request's tech even if the body leaves it out */
+	/* the module sees the request's tech even if the body leaves it out;
+	 * "dry_run" is the gate's, not the module's */
+	json_t *dr = json_object_get(payload, "dry_run");
+	if (dr && !json_is_boolean(dr))
+		return refuse(res, "BAD_REQUEST", "\"dry_run\" must be true or false");
+	bool dry_run = json_is_true(dr);
 	json_t *body = json_deep_copy(payload);
 	if (body && !json_object_get(body, "tech"))
 		json_object_set_new(body, "tech", json_string(lv[5]));
+	if (body)
+		json_object_del(body, "dry_run");
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!text)
 		return refuse(res, "INTERNAL", "out of memory");
 	size_t len = strlen(text);
-	int rc = submit_tx(p, who, lv, payload, text, len, res);
+	int rc = submit_tx(p, who, lv, payload, text, len, dry_run, res);
 	free(text);
 	const char *detail =
-		rc == 0 ? json_string_value(json_object_get(res->result, "tx")) : res->message;
-	sandboxes_audit(d->sandboxes, who, sbx, "tx", lv[7], rc == 0 ? "ok" : res->code,
-			(int64_t)len, detail);
+		rc == 0 ? (dry_run ? "dry run" : json_string_value(json_object_get(res->result, "tx"))) :
+			  res->message;
+	sandboxes_audit(d->sandboxes, who, sbx, dry_run ? "tx.dry_run" : "tx", lv[7],
+			rc == 0 ? "ok" : res->code, (int64_t)len, detail);
 	return rc;
 }
 

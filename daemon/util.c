@@ -160,6 +160,40 @@ void base64_encode(const void *data, size_t n, char *out)
 	*out = '\0';
 }
 
+int base64_decode(const char *in, size_t n, unsigned char *out, size_t cap)
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = in[i];
+		int v;
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else if (c == '=')
+			break;
+		else
+			return -1;
+		acc = acc << 6 | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == cap)
+				return -1;
+			out[o++] = (unsigned char)(acc >> bits);
+		}
+	}
+	return (int)o;
+}
+
 void hex_encode(const void *data, size_t n, char *out)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -34,6 +34,9 @@ size_t base64_encoded_len(size_t n);
 /* Writes base64 of data and a NUL into out (base64_encoded_len(n) + 1 bytes). */
 void base64_encode(const void *data, size_t n, char *out);
 void hex_encode(const void *data, size_t n, char *out);
+/* Decode `n` characters of base64 (padding allowed at the end) into out;
+ * returns the bytes written, or -1 for a bad character or too small a buffer. */
+int base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
 
 /* Parsers of configuration values; return 0 or -EINVAL/-ERANGE. */
 int parse_int(const char *s, long long min, long long max, long long *out);

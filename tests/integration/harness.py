@@ -339,13 +339,17 @@ class Daemon:
 
     def sandbox(self, sbx, rights=("rx", "observe", "claim", "lease", "tx:ble", "tx:wlan",
                                    "tx:lorawan", "tx:cellular"),
-                leases=(), quotas=None):
-        """Create sandbox `sbx` with leases (resources, from now for an
-        hour) and a key of `rights`; returns the key."""
+                leases=(), quotas=None, claims=()):
+        """Create sandbox `sbx` with claims ((tech, dev) pairs), leases
+        (resources, from now for an hour) and a key of `rights`; returns the
+        key."""
         body = {"id": sbx}
         if quotas:
             body["quotas"] = quotas
         self.api("POST", "/api/v1/sandboxes", body, expect=201)
+        for tech, dev in claims:
+            self.api("POST", "/api/v1/sandboxes/%s/claims" % sbx, {"tech": tech, "dev": dev},
+                     expect=201)
         now = time.time()
         for res in leases:
             self.api("POST", "/api/v1/sandboxes/%s/leases" % sbx,

@@ -236,7 +236,8 @@ def test_errors_have_codes_and_exit_statuses(ctl):
 
     # a transmit without a lease
     _, key_tx = ctl.new_key("b", "tx:lorawan")
-    p = ctl("tx", "b", "lorawan", "sim0", "dev=26011bda", "fport:=1", "payload=AQID", key=key_tx)
+    ctl.ok("claim", "add", "b", "lorawan", "26011bdb")
+    p = ctl("tx", "b", "lorawan", "sim0", "dev=26011bdb", "fport:=1", "payload=AQID", key=key_tx)
     assert p.returncode == 1 and p.stderr.startswith("labgwctl: LEASE_REQUIRED: ")
 
     # nobody listening; and a daemon that went away
@@ -251,6 +252,7 @@ def test_emergency_stop_on_off(ctl):
     ctl.ok("sandbox", "create", "team1")
     _, key = ctl.new_key("team1", "lease", "tx:lorawan")
     ctl.ok("lease", "add", "team1", "sim0:tx", "--duration", "10m", key=key)
+    ctl.ok("claim", "add", "team1", "lorawan", "26011bda")
     assert ctl.ok("stop", "status").stdout == "emergency stop: off\n"
     assert ctl.ok("stop", "on").stdout == "emergency stop: ON (all transmits are refused)\n"
     assert ctl.json("stop", "status") == {"stopped": True}

@@ -657,6 +657,10 @@ def test_transmit_refusals_are_problems_with_their_rule(api):
     key = make_sandbox(api, "team1", ["lease", "tx:lorawan"])
     team = api.with_key(key)
     tx = "/api/v1/sandboxes/team1/tx"
+    # a sandbox transmits only to devices it claimed
+    problem(team.post(tx, LORA_TX), 403, "FORBIDDEN")
+    api.post("/api/v1/sandboxes/team1/claims", {"tech": "lorawan", "dev": "26011bda"},
+             expect=201)
     problem(team.post(tx, dict(LORA_TX, tech="cellular", to=PHONE, text="hi")), 403, "FORBIDDEN")
     problem(team.post(tx, LORA_TX), 403, "LEASE_REQUIRED")
     problem(team.post(tx, dict(LORA_TX, radio="nope0")), 404, "NOT_FOUND")

@@ -16,9 +16,13 @@ SMS_REQ = {"to": "+4915112345678", "text": "hi"}
 LEASES = ("sim0:tx", "sim0:sms", "sim0:adv", "sim0:scan")
 
 
+CLAIMS = (("lorawan", LORA_REQ["dev"]), ("cellular", SMS_REQ["to"]))
+
+
 def make_team(d, leases=LEASES, **kw):
-    """Sandbox team1 with leases on the sim's transmit resources; its key."""
-    return d.sandbox(SBX, leases=leases, **kw)
+    """Sandbox team1 with leases on the sim's transmit resources and claims
+    of the devices the requests address; its key."""
+    return d.sandbox(SBX, leases=leases, claims=CLAIMS, **kw)
 
 
 def req_topic(tech, radio="sim0", sbx=SBX, gw=GW):

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 2
+#define LABGW_PLUGIN_ABI_MINOR 3
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -206,7 +206,18 @@ struct labgw_host {
 	 * module's `techs`, e.g. from its configuration); call it in init. */
 	int (*radio_set_techs)(struct labgw_radio *r, uint32_t techs);
 
-	void *reserved[15];
+	/* ABI 1.3. The ABP session keys a sandbox claimed a LoRaWAN device with
+	 * (dev_addr: 8 lowercase hex); false when nobody claimed it with keys.
+	 * Keys are secrets: never log or publish them. */
+	bool (*lorawan_session_keys)(struct labgw_radio *r, const char *dev_addr,
+				     uint8_t nwkskey[16], uint8_t appskey[16]);
+	/* ABI 1.3. Record what the module did on nobody's request (e.g. a
+	 * downlink relayed from an upstream network server) in the audit log;
+	 * result is "ok" or an error code, detail free text. */
+	void (*audit)(struct labgw_radio *r, const char *action, const char *target,
+		      const char *result, int64_t size, const char *detail);
+
+	void *reserved[13];
 };
 
 /*
