@@ -78,6 +78,20 @@ void history_record(struct history *h, const char *sbx, struct bus_msg *m)
 	h->count++;
 }
 
+void history_forget(struct history *h, const char *sbx)
+{
+	/* rows not yet written: dropped at the next flush, and no longer
+	 * replayed (the batch at the writer checks the sandbox itself) */
+	for (size_t i = 0; i < h->count; i++) {
+		struct pending *p = &h->pending[(h->head + i) % PENDING_MAX];
+		if (!strcmp(p->sbx, sbx))
+			p->sbx[0] = '\0';
+	}
+	for (size_t i = 0; i < h->inflight_n; i++)
+		if (!strcmp(h->inflight_msgs[i].sbx, sbx))
+			h->inflight_msgs[i].sbx[0] = '\0';
+}
+
 static void write_cb(uv_work_t *req)
 {
 	struct batch *b = req->data;
@@ -132,19 +146,27 @@ static void flush(struct history *h)
 		free(b);
 		return;
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct pending *p = &h->pending[(h->head + i) % PENDING_MAX];
+		if (!p->sbx[0]) {
+			/* forgotten: its sandbox was deleted */
+			bus_msg_unref(p->msg);
+			p->msg = NULL;
+			continue;
+		}
 		struct frame *f = p->msg->frame;
-		snprintf(rows[i].sbx, sizeof(rows[i].sbx), "%s", p->sbx);
-		rows[i].seq = f->seq;
-		rows[i].time_us = (int64_t)f->time_us;
-		rows[i].topic = strdup(p->msg->topic);
-		rows[i].json = strdup(f->json);
-		msgs[i] = *p; /* the ref moves to the in-flight list */
+		snprintf(rows[k].sbx, sizeof(rows[k].sbx), "%s", p->sbx);
+		rows[k].seq = f->seq;
+		rows[k].time_us = (int64_t)f->time_us;
+		rows[k].topic = strdup(p->msg->topic);
+		rows[k].json = strdup(f->json);
+		msgs[k++] = *p; /* the ref moves to the in-flight list */
 		p->msg = NULL;
 	}
 	h->head = (h->head + n) % PENDING_MAX;
 	h->count = 0;
+	n = k;
 	b->h = h;
 	b->rows = rows;
 	b->n = n;

@@ -24,6 +24,8 @@ void history_stop(struct history *h);
 void history_free(struct history *h);
 
 /* Record a message delivered to sandbox `sbx` (a ref is taken). */
+/* A deleted sandbox: its rows not yet written are dropped. */
+void history_forget(struct history *h, const char *sbx);
 void history_record(struct history *h, const char *sbx, struct bus_msg *m);
 
 /* Frames of `sbx` after sequence `since` matching `filter`, oldest first,

@@ -7,6 +7,7 @@
 #include "http.h"
 #include "mqtt.h"
 #include "policy.h"
+#include "sandbox.h"
 #include "util.h"
 
 static void family(struct strbuf *sb, const char *name, const char *type, const char *help)
@@ -130,6 +131,11 @@ char *metrics_render(struct labgwd *d, size_t *len)
 		value(&sb, "labgw_broker_restarts_total", broker_restarts(d->broker));
 	}
 
+	if (d->sandboxes) {
+		family(&sb, "labgw_auth_failures_total", "counter",
+		       "Failed authentications (unknown or malformed keys) on every surface.");
+		value(&sb, "labgw_auth_failures_total", sandboxes_auth_failures(d->sandboxes));
+	}
 	family(&sb, "labgw_tx_pending", "gauge", "Transmit commands not yet finished.");
 	value(&sb, "labgw_tx_pending", policy_pending(d->policy));
 	family(&sb, "labgw_config_reloads_total", "counter", "Configuration reloads by result.");

@@ -322,6 +322,16 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	snprintf(who.key_id, sizeof(who.key_id), "mqtt");
 	snprintf(who.sbx, sizeof(who.sbx), "%s", lv[3]);
 
+	/* a request of a sandbox spends one of its request tokens, as on the
+	 * WebSocket and REST */
+	struct api_error qerr;
+	if (b->d->sandboxes && !sandboxes_take_request(b->d->sandboxes, lv[3], &qerr)) {
+		res.code = qerr.code;
+		snprintf(res.message, sizeof(res.message), "%s", qerr.message);
+		res.retry_after_ms = qerr.retry_after_ms;
+		answer(b, reply_topic, res_prefix, props, &res, false);
+		return;
+	}
 	json_t *payload = NULL;
 	if (msg->payloadlen > REQUEST_MAX) {
 		res.code = "TOO_LARGE";

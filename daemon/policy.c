@@ -7,6 +7,7 @@
 
 #include "daemon.h"
 #include "frame.h"
+#include "history.h"
 #include "log.h"
 #include "sandbox.h"
 #include "store.h"
@@ -89,7 +90,13 @@ static void publish_status(struct policy *p, const struct pending *c, enum labgw
 		char topic[256];
 		snprintf(topic, sizeof(topic), "labgw/v1/sbx/%s/tx/%s/%s/%s/status", c->sbx,
 			 frame_tech_name(c->tech), d->cfg->gw_id, c->radio);
-		bus_publish(d->bus, topic, f, false);
+		/* a frame of the sandbox's tree: kept for replay like the others */
+		struct bus_msg *m = bus_publish_msg(d->bus, topic, f, false);
+		if (m) {
+			if (d->history)
+				history_record(d->history, c->sbx, m);
+			bus_msg_unref(m);
+		}
 	}
 	frame_unref(f);
 }
@@ -331,8 +338,17 @@ static int submit(struct policy *p, const struct principal *who, const char **lv
 	const char *sbx = lv[3];
 	if (!ident_valid(sbx, 32))
 		return refuse(res, "BAD_REQUEST", "sandbox id '%.40s' is not valid", sbx);
-	if (!principal_is_staff(who) && !who->via_broker && strcmp(who->sbx, sbx))
-		return refuse(res, "FORBIDDEN", "this key may not act for sandbox '%s'", sbx);
+	if (!principal_is_staff(who) && !who->via_broker && strcmp(who->sbx, sbx)) {
+		refuse(res, "FORBIDDEN", "this key may not act for sandbox '%s'", sbx);
+		if (is_tx) {
+			/* a transmit refused is audited, in the sandbox it aimed at */
+			char *text = json_dumps(payload, JSON_COMPACT);
+			sandboxes_audit(d->sandboxes, who, sbx, "tx", lv[7], res->code,
+					text ? (int64_t)strlen(text) : 0, res->message);
+			free(text);
+		}
+		return -1;
+	}
 	if (is_req) {
 		struct api_error err;
 		struct principal w = *who;

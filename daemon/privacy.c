@@ -133,10 +133,10 @@ static const struct {
 	const char *type;
 	const char *const keys[12];
 } allow[] = {
-	{"rx.wlan.station",
-	 {"event", "ssid", "connected_s", "tx_bitrate_kbps", "rx_bitrate_kbps", "rx_bytes",
-	  "tx_bytes", "rx_packets", "tx_packets"}},
-	{"rx.lorawan.uplink", {"mtype", "adr", "ack", "fopts_len", "fcnt", "fport"}},
+	/* no counters that only grow (bytes, packets, connected time, frame
+	 * counters): they would link a device across pseudonym rotations */
+	{"rx.wlan.station", {"event", "ssid", "tx_bitrate_kbps", "rx_bitrate_kbps"}},
+	{"rx.lorawan.uplink", {"mtype", "adr", "ack", "fopts_len", "fport"}},
 	{"rx.lorawan.join", {"mtype"}},
 	{"state.cellular.signal", {"access_tech", "operator_code", "operator_name", "registration"}},
 };

@@ -10,8 +10,9 @@
  *
  * The view keeps `sig`, drops `payload` (unless [privacy] observe_payload
  * names the tech) and keeps only fields of `data` known to carry no
- * identifier of a device or person (a list per frame type; frame types
- * nobody listed lose their data). */
+ * identifier of a device or person and no ever-growing counter that would
+ * link a device across rotations (a list per frame type; frame types nobody
+ * listed lose their data). */
 #ifndef LABGW_PRIVACY_H
 #define LABGW_PRIVACY_H
 

@@ -657,7 +657,8 @@ int sandboxes_auth(struct sandboxes *sb, const char *key, const char *addr, stru
 	struct auth_fail *f = addr && *addr ? smap_get(sb->fails, addr) : NULL;
 	if (f && f->blocked_until_ms > now_ms) {
 		api_fail(err, "QUOTA_EXCEEDED",
-			 "too many failed authentications from this address; retry later");
+			 "too many failed authentications from this address; retry in %llu ms",
+			 (unsigned long long)(f->blocked_until_ms - now_ms));
 		err->retry_after_ms = (long long)(f->blocked_until_ms - now_ms);
 		return -1;
 	}
@@ -694,6 +695,11 @@ int sandboxes_auth(struct sandboxes *sb, const char *key, const char *addr, stru
 	return 0;
 }
 
+uint64_t sandboxes_auth_failures(const struct sandboxes *sb)
+{
+	return sb->auth_failures;
+}
+
 bool sandboxes_key_valid(struct sandboxes *sb, const char *key_id)
 {
 	struct key_entry *e = smap_get(sb->keys, key_id);
@@ -725,8 +731,20 @@ bool sandboxes_may_read(struct sandboxes *sb, const struct principal *who, const
 		if (within(filter, "labgw/v1/gw/"))
 			return true;
 		snprintf(prefix, sizeof(prefix), "labgw/v1/sbx/%s/", who->sbx);
-		if (within(filter, prefix))
+		if (within(filter, prefix)) {
+			/* a filter inside rx/ or obs/ needs that right (the broker
+			 * refuses it the same way); wider ones are filtered as
+			 * frames go out */
+			const char *rest = filter + strlen(prefix);
+			if ((!strncmp(rest, "rx/", 3) || !strcmp(rest, "rx")) &&
+			    !(who->rights & RIGHT_RX))
+				return api_fail(err, "FORBIDDEN", "this key lacks the right rx"), false;
+			if ((!strncmp(rest, "obs/", 4) || !strcmp(rest, "obs")) &&
+			    !(who->rights & RIGHT_OBSERVE))
+				return api_fail(err, "FORBIDDEN", "this key lacks the right observe"),
+				       false;
 			return true;
+		}
 	}
 	if (who->sbx[0])
 		api_fail(err, "FORBIDDEN", "this key reads labgw/v1/sbx/%s/... and labgw/v1/gw/... only",
@@ -1343,6 +1361,8 @@ int api_sandbox_delete(struct sandboxes *sb, const struct principal *who, const 
 	int rc = store_sandbox_delete(sb->st, sbx);
 	if (rc < 0)
 		return store_fail(err, rc);
+	if (sb->d->history)
+		history_forget(sb->d->history, sbx); /* not inherited by a later namesake */
 	/* keys go first, announced, so that every surface drops them */
 	struct sbx_keys_ctx kc = {.sbx = sbx};
 	smap_each(sb->keys, keys_of, &kc);

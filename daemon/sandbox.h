@@ -60,6 +60,8 @@ void sandboxes_free(struct sandboxes *sb);
 int sandboxes_auth(struct sandboxes *sb, const char *key, const char *addr, struct principal *who,
 		   struct api_error *err);
 /* Is the key behind `who` still valid (not revoked, not expired)? */
+/* Failed authentications since start (unknown or malformed keys). */
+uint64_t sandboxes_auth_failures(const struct sandboxes *sb);
 bool sandboxes_key_valid(struct sandboxes *sb, const char *key_id);
 
 /* Keys that stop being valid (revoked, expired, their sandbox deleted) are

@@ -265,11 +265,14 @@ static const char *const hstmt_sql[H_COUNT] = {
 	[H_BEGIN] = "BEGIN IMMEDIATE",
 	[H_COMMIT] = "COMMIT",
 	[H_ROLLBACK] = "ROLLBACK",
-	/* a sandbox deleted while the batch waited takes its rows with it; a
-	 * row written twice (a retried batch) is kept once */
+	/* a sandbox deleted while the batch waited takes its rows with it
+	 * (also when a new sandbox got its id meanwhile: a row older than the
+	 * sandbox is not its own); a row written twice (a retried batch) is
+	 * kept once */
 	[H_INSERT] =
 		"INSERT INTO history(sbx, seq, time_us, topic, json) "
-		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM sandboxes WHERE id = ?1) "
+		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
+		"(SELECT 1 FROM sandboxes WHERE id = ?1 AND created_us <= ?3) "
 		"ON CONFLICT(sbx, seq) DO NOTHING",
 	/* the newest row beyond the first ?2 newest: O(?2) on the index */
 	[H_CUT_COUNT] =

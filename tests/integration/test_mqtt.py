@@ -102,7 +102,10 @@ def test_last_will_says_offline_when_the_daemon_dies(labgwd, broker, mqtt_client
     mark = c.mark()
     d.expected_returncode = -signal.SIGKILL
     d.stop(signal.SIGKILL)
-    _, p, _, _ = c.wait_for(lambda t, *a: t == STATE, 5, "last will", start=mark)
+    # the bridge may send its state again right after connecting: wait for
+    # the broker's message, the will
+    _, p, _, _ = c.wait_for(lambda t, p, *a: t == STATE and b'"offline"' in p, 5, "last will",
+                            start=mark)
     will = json.loads(p)
     assert will["type"] == "state.gateway" and will["data"]["state"] == "offline", will
     assert will["gw"] == GW and will["v"] == 1
