@@ -269,11 +269,10 @@ static const char *const hstmt_sql[H_COUNT] = {
 	 * (also when a new sandbox got its id meanwhile: a row older than the
 	 * sandbox is not its own); a row written twice (a retried batch) is
 	 * kept once */
-	[H_INSERT] =
-		"INSERT INTO history(sbx, seq, time_us, topic, json) "
-		"SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
-		"(SELECT 1 FROM sandboxes WHERE id = ?1 AND created_us <= ?3) "
-		"ON CONFLICT(sbx, seq) DO NOTHING",
+	[H_INSERT] = "INSERT INTO history(sbx, seq, time_us, topic, json) "
+		     "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
+		     "(SELECT 1 FROM sandboxes WHERE id = ?1 AND created_us <= ?3) "
+		     "ON CONFLICT(sbx, seq) DO NOTHING",
 	/* the newest row beyond the first ?2 newest: O(?2) on the index */
 	[H_CUT_COUNT] =
 		"SELECT seq FROM history WHERE sbx = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2",
@@ -809,8 +808,9 @@ static int sbx_bind(sqlite3_stmt *s, const struct store_sandbox *x)
 	return rc == SQLITE_OK ? 0 : -EIO;
 }
 
-static void sbx_read(sqlite3_stmt *s, struct store_sandbox *x)
+static void sbx_read(sqlite3_stmt *s, void *out)
 {
+	struct store_sandbox *x = out;
 	memset(x, 0, sizeof(*x));
 	col_text(s, 0, x->id, sizeof(x->id));
 	col_text(s, 1, x->name, sizeof(x->name));
@@ -837,12 +837,15 @@ int store_sandbox_create(struct store *st, const struct store_sandbox *x)
 	return run(st->db, s, "sandbox create", NULL);
 }
 
-int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *out)
+/* One row by id through a prepared statement and a reader of its columns;
+ * -ENOENT when there is none. */
+static int get_by_id(struct store *st, int which, const char *id,
+		     void (*read)(sqlite3_stmt *, void *), void *out, const char *what)
 {
 	long ilen = id_len(id);
 	if (!st || ilen < 0 || !out)
 		return -EINVAL;
-	sqlite3_stmt *s = stmt_take(st->stmt[S_SBX_GET]);
+	sqlite3_stmt *s = stmt_take(st->stmt[which]);
 	if (!s)
 		return -EDEADLK;
 	int rc = SQLITE_OK, err = 0;
@@ -850,13 +853,18 @@ int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *ou
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW)
-		sbx_read(s, out);
+		read(s, out);
 	else if (rc == SQLITE_DONE)
 		err = -ENOENT;
 	else
-		err = db_errno(st->db, rc, "sandbox get");
+		err = db_errno(st->db, rc, what);
 	stmt_done(s);
 	return err;
+}
+
+int store_sandbox_get(struct store *st, const char *id, struct store_sandbox *out)
+{
+	return get_by_id(st, S_SBX_GET, id, sbx_read, out, "sandbox get");
 }
 
 int store_sandbox_update(struct store *st, const struct store_sandbox *x)
@@ -938,8 +946,9 @@ int store_sandbox_list(struct store *st, store_sandbox_cb cb, void *ud)
 
 /* ---- keys ----------------------------------------------------------------- */
 
-static void key_read(sqlite3_stmt *s, struct store_key *k)
+static void key_read(sqlite3_stmt *s, void *out)
 {
+	struct store_key *k = out;
 	memset(k, 0, sizeof(*k));
 	col_text(s, 0, k->id, sizeof(k->id));
 	col_text(s, 1, k->sbx, sizeof(k->sbx)); /* NULL → "" */
@@ -983,24 +992,7 @@ int store_key_create(struct store *st, const struct store_key *k)
 
 int store_key_get(struct store *st, const char *id, struct store_key *out)
 {
-	long ilen = id_len(id);
-	if (!st || ilen < 0 || !out)
-		return -EINVAL;
-	sqlite3_stmt *s = stmt_take(st->stmt[S_KEY_GET]);
-	if (!s)
-		return -EDEADLK;
-	int rc = SQLITE_OK, err = 0;
-	bind_text(s, 1, id, (size_t)ilen, &rc);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		key_read(s, out);
-	else if (rc == SQLITE_DONE)
-		err = -ENOENT;
-	else
-		err = db_errno(st->db, rc, "key get");
-	stmt_done(s);
-	return err;
+	return get_by_id(st, S_KEY_GET, id, key_read, out, "key get");
 }
 
 int store_key_revoke(struct store *st, const char *id, int64_t when_us)
