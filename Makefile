@@ -32,9 +32,11 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
-PLUGINS := sim
+PLUGINS := sim lorawan
 sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
+lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c
+lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
 # Object lists are computed through functions: a literal % in a pattern
@@ -51,10 +53,18 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
+test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
+test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
+test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 
-.PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean
+.PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean \
+	bench bench-lorawan
 
-all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS)
+# Benchmark programs (bench/*.c → build/bench/*): built with everything so
+# that they keep compiling, run only by `make bench*`, never by `make check`.
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+
+all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS)
 
 help:
 	@echo "make            build labgwd, radio modules and tests into $(BUILD)/"
@@ -62,6 +72,7 @@ help:
 	@echo "make check      install missing packages, build, run every test suite"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
 	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
+	@echo "make bench      run the benchmarks (JSON results in bench/results/)"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make fmt        format the C sources with clang-format"
 	@echo "make install    install under DESTDIR/PREFIX (default /usr)"
@@ -103,6 +114,10 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lcmocka -ldl -lm
 
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^
+
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-unit check-integration
@@ -112,6 +127,13 @@ check-unit: all
 
 check-integration: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/integration
+
+# GWMP ingest of the lorawan module to WebSocket delivery, against the sim
+# radio at the same rate; BENCH_ARGS e.g. "--rates 2600 --repeat 1 --duration 20"
+bench: bench-lorawan
+
+bench-lorawan: all
+	$(PYTHON) bench/lorawan_ingest.py --build $(BUILD) $(BENCH_ARGS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
@@ -124,16 +146,22 @@ asan: deps
 # libFuzzer targets (tests/fuzz/fuzz_<name>.c), built with clang and run for a
 # bounded time each; new inputs go to build-fuzz/corpus/<name>, seeded from
 # tests/fuzz/corpus/<name>. A crash leaves its input in build-fuzz/ and fails.
+# Pure plugin code a target needs (not in liblabgwd.a) is named in
+# fuzz_<name>_EXTRA.
 FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c
+fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \
 		build-fuzz/liblabgwd.a
-	@set -e; for f in $(FUZZERS); do \
+	@set -e; $(foreach f,$(FUZZERS),fuzz_$(f)_EXTRA="$(fuzz_$(f)_EXTRA)";) \
+	for f in $(FUZZERS); do \
+		eval extra=\"\$$fuzz_$${f}_EXTRA\"; \
 		clang -std=gnu11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CPPFLAGS_ALL) \
-			tests/fuzz/fuzz_$$f.c build-fuzz/liblabgwd.a $(PKG_LIBS) -ldl -lm \
+			tests/fuzz/fuzz_$$f.c $$extra build-fuzz/liblabgwd.a $(PKG_LIBS) -ldl -lm \
 			-o build-fuzz/fuzz_$$f; \
 		mkdir -p build-fuzz/corpus/$$f; \
 		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
@@ -144,7 +172,7 @@ fuzz: deps
 	done
 
 fmt:
-	clang-format -i $(wildcard daemon/*.c daemon/*.h daemon/include/labgw/*.h plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/unit/modules/*.c tools/*.c)
+	clang-format -i $(wildcard daemon/*.c daemon/*.h daemon/include/labgw/*.h plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/unit/modules/*.c tools/*.c bench/*.c)
 
 install: $(BUILD)/labgwd $(PLUGIN_SOS)
 	install -D -m 0755 $(BUILD)/labgwd $(DESTDIR)$(PREFIX)/sbin/labgwd

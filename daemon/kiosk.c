@@ -1,6 +1,7 @@
 #include "kiosk.h"
 
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct kiosk {
 	uv_timer_t timer;
 	bool started;
 	unsigned char key[32];
+	EVP_MAC_CTX *mac; /* HMAC-SHA256 under key, set up once */
 	struct counter tech[NTECH];
 	struct smap *devices[NTECH]; /* keyed hash → last seen (ms, boxed) */
 	bool devices_capped[NTECH];
@@ -67,8 +69,16 @@ struct kiosk *kiosk_new(struct labgwd *d)
 	if (!k)
 		return NULL;
 	k->d = d;
-	if (RAND_bytes(k->key, sizeof(k->key)) != 1) {
-		free(k);
+	EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	k->mac = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
+	EVP_MAC_free(hmac);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	if (RAND_bytes(k->key, sizeof(k->key)) != 1 || !k->mac ||
+	    EVP_MAC_init(k->mac, k->key, sizeof(k->key), params) != 1) {
+		kiosk_free(k);
 		return NULL;
 	}
 	for (int i = 0; i < NTECH; i++) {
@@ -142,8 +152,12 @@ void kiosk_count(struct kiosk *k, const struct frame *f)
 	if (!f->has_dev)
 		return;
 	unsigned char mac[32];
-	unsigned int len = 32;
-	HMAC(EVP_sha256(), k->key, 32, (const unsigned char *)f->dev, strlen(f->dev), mac, &len);
+	size_t len = 0;
+	/* re-initialised with the key already set: no setup per frame */
+	if (EVP_MAC_init(k->mac, NULL, 0, NULL) != 1 ||
+	    EVP_MAC_update(k->mac, (const unsigned char *)f->dev, strlen(f->dev)) != 1 ||
+	    EVP_MAC_final(k->mac, mac, &len, sizeof(mac)) != 1)
+		return;
 	char h[17];
 	hex_encode(mac, 8, h);
 	uint64_t *seen = smap_get(k->devices[t], h);
@@ -268,6 +282,7 @@ void kiosk_free(struct kiosk *k)
 		return;
 	for (int i = 0; i < NTECH; i++)
 		smap_free(k->devices[i], free);
+	EVP_MAC_CTX_free(k->mac);
 	explicit_bzero(k->key, sizeof(k->key));
 	free(k);
 }

@@ -21,6 +21,12 @@ struct pending {
 	char radio[33];
 	enum labgw_tech tech;
 	uint64_t created_ms;
+	/* statuses a module reports from inside command(): published after
+	 * "queued", once command() returned */
+	bool submitting;
+	unsigned ndeferred;
+	enum labgw_tx_status deferred[3];
+	char deferred_reason[3][128];
 	struct pending *next;
 };
 
@@ -294,11 +300,12 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	c->tech = tech;
 	c->created_ms = uv_now(d->loop);
 	char errbuf[256];
-	/* queued first, so that a module reporting at once keeps the order */
 	c->next = p->pending;
 	p->pending = c;
 	p->npending++;
+	c->submitting = true;
 	int rc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
+	c->submitting = false;
 	if (rc < 0) {
 		pending_drop(p, c);
 		switch (rc) {
@@ -320,6 +327,15 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	if (tc.airtime_ms)
 		json_object_set_new(res->result, "airtime_ms", json_integer(tc.airtime_ms));
 	publish_status(p, c, LABGW_TX_QUEUED, NULL);
+	/* then what the module reported at once, in its order */
+	bool done = false;
+	for (unsigned i = 0; i < c->ndeferred; i++) {
+		publish_status(p, c, c->deferred[i],
+			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL);
+		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
+	}
+	if (done)
+		pending_drop(p, c);
 	return 0;
 }
 
@@ -412,6 +428,15 @@ void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_i
 			break;
 	if (!c) {
 		log_debug("radio %s: status for unknown command %.40s", radio_name(r), cmd_id);
+		return;
+	}
+	if (c->submitting) {
+		if (c->ndeferred < ARRAY_SIZE(c->deferred)) {
+			c->deferred[c->ndeferred] = st;
+			snprintf(c->deferred_reason[c->ndeferred], sizeof(c->deferred_reason[0]),
+				 "%s", reason ? reason : "");
+			c->ndeferred++;
+		}
 		return;
 	}
 	publish_status(p, c, st, reason);

@@ -17,6 +17,8 @@
 /* Answers waiting to be written. The client cannot make this grow without
  * bound: past WS_REPLY_PAUSE answers we stop reading from it. */
 #define WS_REPLY_PAUSE 64
+/* Live frames written per writable callback at most. */
+#define WS_WRITE_BURST 32
 
 struct reply {
 	unsigned char *buf; /* LWS_PRE headroom, then len bytes */
@@ -382,13 +384,57 @@ static int write_buf(struct ws_session *s, unsigned char *buf, size_t len)
 	return n < (int)len ? -1 : 0;
 }
 
+/* Make s->held the next frame this session may receive (gaps counted on
+ * the way); false when there is neither a frame nor a gap to send. */
+static bool next_live(struct ws_session *s)
+{
+	while (!s->held) {
+		uint64_t dropped = 0;
+		s->held = bus_sub_pop(s->sub, &dropped);
+		s->gap += dropped;
+		if (!s->held)
+			break;
+		/* a key without observe (or rx) gets nothing of that part */
+		if (!sandboxes_may_receive(&s->who, s->held->topic)) {
+			bus_msg_unref(s->held);
+			s->held = NULL;
+		}
+	}
+	return s->gap || s->held;
+}
+
+/* Write the gap notice if one is due, else the held frame. */
+static int write_live(struct ws_session *s, struct http_stats *st)
+{
+	int rc;
+	if (s->gap) {
+		size_t len;
+		unsigned char *b = wsproto_gap(s->gap, s->last_id, LWS_PRE, &len);
+		rc = b ? write_buf(s, b, len) : -1;
+		free(b);
+		st->ws_gaps++;
+		s->gap = 0;
+		return rc;
+	}
+	struct bus_msg *m = s->held;
+	s->held = NULL;
+	if (!m->ws_buf)
+		m->ws_buf = wsproto_frame(m->topic, m->frame->json, m->frame->json_len, LWS_PRE,
+					  &m->ws_len);
+	rc = m->ws_buf ? write_buf(s, m->ws_buf, m->ws_len) : -1;
+	snprintf(s->last_id, sizeof(s->last_id), "%s", m->frame->id);
+	bus_msg_unref(m);
+	st->ws_frames_out++;
+	return rc;
+}
+
 static int on_writable(struct ws_session *s)
 {
 	struct http_stats *st = http__stats(s->srv);
 	struct reply *r;
 	int rc = 0;
-	/* one write per callback: answers first, then replayed frames, then a
-	 * gap notice, then the frame that follows the gap */
+	/* answers first, then replayed frames (one per callback), then live
+	 * frames with their gap notices */
 	if (s->replies) {
 		r = s->replies;
 		s->replies = r->next;
@@ -410,35 +456,15 @@ static int on_writable(struct ws_session *s)
 		free(r);
 		st->ws_frames_out++;
 	} else {
-		while (!s->held) {
-			uint64_t dropped = 0;
-			s->held = bus_sub_pop(s->sub, &dropped);
-			s->gap += dropped;
-			if (!s->held)
+		/* live frames: several per callback while the socket takes them
+		 * without buffering (lws_send_pipe_choked), which saves a poll
+		 * round per frame; a gap notice always goes before its frame */
+		for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
+			if (n && lws_send_pipe_choked(s->wsi))
 				break;
-			/* a key without observe (or rx) gets nothing of that part */
-			if (!sandboxes_may_receive(&s->who, s->held->topic)) {
-				bus_msg_unref(s->held);
-				s->held = NULL;
-			}
-		}
-		if (s->gap) {
-			size_t len;
-			unsigned char *b = wsproto_gap(s->gap, s->last_id, LWS_PRE, &len);
-			rc = b ? write_buf(s, b, len) : -1;
-			free(b);
-			st->ws_gaps++;
-			s->gap = 0;
-		} else if (s->held) {
-			struct bus_msg *m = s->held;
-			s->held = NULL;
-			if (!m->ws_buf)
-				m->ws_buf = wsproto_frame(m->topic, m->frame->json,
-							  m->frame->json_len, LWS_PRE, &m->ws_len);
-			rc = m->ws_buf ? write_buf(s, m->ws_buf, m->ws_len) : -1;
-			snprintf(s->last_id, sizeof(s->last_id), "%s", m->frame->id);
-			bus_msg_unref(m);
-			st->ws_frames_out++;
+			if (!next_live(s))
+				break;
+			rc = write_live(s, st);
 		}
 	}
 	if (rc < 0)

@@ -8,6 +8,7 @@ libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libinih-dev
 libsystemd-dev libmosquitto-dev libssl-dev libcmocka-dev libsqlite3-dev
 mosquitto mosquitto-clients util-linux
 python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema
+python3-cryptography
 clang-format clang libclang-rt-14-dev
 "
 missing=""

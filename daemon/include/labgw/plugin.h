@@ -198,7 +198,9 @@ struct labgw_host {
 	int (*kv_set)(struct labgw_radio *r, const char *key, const void *val, size_t len);
 	int (*kv_get)(struct labgw_radio *r, const char *key, void *buf, size_t cap);
 
-	/* Progress of a command accepted earlier; reason for LABGW_TX_FAILED. */
+	/* Progress of a command accepted earlier; reason for LABGW_TX_FAILED.
+	 * May be called from inside command(): the host publishes it after
+	 * "queued". */
 	int (*tx_status)(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
 			 const char *reason);
 

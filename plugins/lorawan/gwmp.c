@@ -1,0 +1,732 @@
+// SPDX-License-Identifier: MIT
+/*
+ * GWMP (Semtech UDP packet forwarder protocol) parsing and building,
+ * written from PROTOCOL.TXT (sections 3 to 6). Pure.
+ */
+#include "gwmp.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+const char *gwmp_type_name(enum gwmp_type t)
+{
+	switch (t) {
+	case GWMP_PUSH_DATA:
+		return "PUSH_DATA";
+	case GWMP_PUSH_ACK:
+		return "PUSH_ACK";
+	case GWMP_PULL_DATA:
+		return "PULL_DATA";
+	case GWMP_PULL_RESP:
+		return "PULL_RESP";
+	case GWMP_PULL_ACK:
+		return "PULL_ACK";
+	case GWMP_TX_ACK:
+		return "TX_ACK";
+	}
+	return "?";
+}
+
+static int bad(const char **why, const char *reason)
+{
+	if (why)
+		*why = reason;
+	return -EINVAL;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int gwmp_parse(const uint8_t *buf, size_t len, struct gwmp_header *h, const char **why)
+{
+	memset(h, 0, sizeof(*h));
+	if (!buf || len < GWMP_HDR_LEN)
+		return bad(why, "shorter than 4 bytes");
+	if (len > GWMP_DATAGRAM_MAX)
+		return bad(why, "longer than 65507 bytes");
+	if (buf[0] != 1 && buf[0] != 2)
+		return bad(why, "unknown protocol version");
+	if (buf[3] > GWMP_TX_ACK)
+		return bad(why, "unknown packet identifier");
+	h->version = buf[0];
+	h->token = (uint16_t)(buf[1] << 8 | buf[2]);
+	h->type = (enum gwmp_type)buf[3];
+	switch (h->type) {
+	case GWMP_PUSH_DATA:
+	case GWMP_PULL_DATA:
+	case GWMP_TX_ACK:
+		if (len < GWMP_EUI_HDR_LEN)
+			return bad(why, "no gateway EUI");
+		h->has_eui = true;
+		h->eui = get_be64(buf + 4);
+		h->body = buf + GWMP_EUI_HDR_LEN;
+		h->body_len = len - GWMP_EUI_HDR_LEN;
+		break;
+	case GWMP_PULL_RESP:
+		h->body = buf + GWMP_HDR_LEN;
+		h->body_len = len - GWMP_HDR_LEN;
+		break;
+	case GWMP_PUSH_ACK:
+	case GWMP_PULL_ACK:
+		break;
+	}
+	/* some forwarders send the C string's terminator along */
+	while (h->body_len && h->body[h->body_len - 1] == '\0')
+		h->body_len--;
+	if (h->type == GWMP_PULL_DATA && len != GWMP_EUI_HDR_LEN)
+		return bad(why, "PULL_DATA is not 12 bytes");
+	if ((h->type == GWMP_PUSH_DATA || h->type == GWMP_PULL_RESP) && !h->body_len)
+		return bad(why, "no JSON object");
+	return 0;
+}
+
+size_t gwmp_build_ack(uint8_t out[GWMP_HDR_LEN], uint8_t version, uint16_t token,
+		      enum gwmp_type type)
+{
+	out[0] = version;
+	out[1] = (uint8_t)(token >> 8);
+	out[2] = (uint8_t)token;
+	out[3] = (uint8_t)type;
+	return GWMP_HDR_LEN;
+}
+
+void gwmp_set_token(uint8_t *buf, size_t len, uint16_t token)
+{
+	if (len >= GWMP_HDR_LEN) {
+		buf[1] = (uint8_t)(token >> 8);
+		buf[2] = (uint8_t)token;
+	}
+}
+
+/* ---- base64 ------------------------------------------------------------ */
+
+static const char b64_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+long gwmp_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
+{
+	uint32_t acc = 0;
+	size_t n = 0, pad = 0;
+	int bits = 0;
+
+	while (len && in[len - 1] == '=' && pad < 2) {
+		len--;
+		pad++;
+	}
+	if (pad && (len + pad) % 4)
+		return -1;
+	if (len % 4 == 1)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		int v;
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n >= cap)
+				return -1;
+			out[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	return (long)n;
+}
+
+long gwmp_b64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
+{
+	size_t need = (len + 2) / 3 * 4, o = 0;
+
+	if (need + 1 > cap)
+		return -1;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32_t)in[i + 1] << 8;
+		if (i + 2 < len)
+			v |= in[i + 2];
+		out[o++] = b64_alpha[v >> 18 & 63];
+		out[o++] = b64_alpha[v >> 12 & 63];
+		out[o++] = i + 1 < len ? b64_alpha[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? b64_alpha[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+void gwmp_eui_str(uint64_t eui, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)eui);
+}
+
+bool gwmp_eui_parse(const char *s, uint64_t *eui)
+{
+	uint64_t v = 0;
+
+	if (!s || strlen(s) != 16)
+		return false;
+	for (int i = 0; i < 16; i++) {
+		char c = s[i];
+		int d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*eui = v;
+	return true;
+}
+
+/* ---- JSON field helpers ------------------------------------------------ */
+
+/* 1: got it, 0: absent, -1: wrong type or out of range */
+static int get_num(const json_t *o, const char *key, double min, double max, double *out)
+{
+	const json_t *v = json_object_get(o, key);
+	double d;
+
+	if (!v)
+		return 0;
+	if (!json_is_number(v))
+		return -1;
+	d = json_number_value(v);
+	if (!isfinite(d) || d < min || d > max)
+		return -1;
+	*out = d;
+	return 1;
+}
+
+/* an integral number in [min, max] (max at most 2^53) */
+static int get_int(const json_t *o, const char *key, double min, double max, int64_t *out)
+{
+	double d;
+	int rc = get_num(o, key, min, max, &d);
+
+	if (rc <= 0)
+		return rc;
+	if (d != floor(d))
+		return -1;
+	*out = (int64_t)d;
+	return 1;
+}
+
+static int get_bool(const json_t *o, const char *key, bool *out)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return -1;
+	*out = json_is_true(v);
+	return 1;
+}
+
+/* A printable ASCII string of at most cap-1 bytes. */
+static int get_str(const json_t *o, const char *key, char *out, size_t cap)
+{
+	const json_t *v = json_object_get(o, key);
+	const char *s;
+	size_t n;
+
+	if (!v)
+		return 0;
+	if (!json_is_string(v))
+		return -1;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (n >= cap)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return -1;
+	}
+	memcpy(out, s, n + 1);
+	return 1;
+}
+
+bool gwmp_parse_datr(const char *s, int *sf, uint32_t *bw_hz)
+{
+	unsigned v = 0, b = 0;
+	const char *p = s;
+
+	if (!s || strncmp(p, "SF", 2))
+		return false;
+	p += 2;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9' && v < 100)
+		v = v * 10 + (unsigned)(*p++ - '0');
+	if (strncmp(p, "BW", 2))
+		return false;
+	p += 2;
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9' && b < 10000)
+		b = b * 10 + (unsigned)(*p++ - '0');
+	if (*p || v < 5 || v > 12 || (b != 125 && b != 250 && b != 500))
+		return false;
+	*sf = (int)v;
+	*bw_hz = b * 1000;
+	return true;
+}
+
+bool gwmp_parse_codr(const char *s, int *cr)
+{
+	if (!s || strlen(s) != 3 || s[0] != '4' || s[1] != '/' || s[2] < '5' || s[2] > '8')
+		return false;
+	*cr = s[2] - '0';
+	return true;
+}
+
+/* ---- upstream ---------------------------------------------------------- */
+
+#define RXPK_ERR(r, msg)                                                                           \
+	do {                                                                                       \
+		(r)->error = (msg);                                                                \
+		return;                                                                            \
+	} while (0)
+
+static void parse_datr(const json_t *o, struct gwmp_rxpk *r)
+{
+	const json_t *modu = json_object_get(o, "modu"), *datr = json_object_get(o, "datr");
+	const char *m = json_string_value(modu);
+
+	if (modu && (!m || (strcmp(m, "LORA") && strcmp(m, "FSK"))))
+		RXPK_ERR(r, "modu is neither \"LORA\" nor \"FSK\"");
+	r->modu = m && !strcmp(m, "FSK") ? GWMP_MODU_FSK : GWMP_MODU_LORA;
+	if (!m && json_is_number(datr))
+		r->modu = GWMP_MODU_FSK;
+	if (!datr)
+		return;
+	if (r->modu == GWMP_MODU_LORA) {
+		if (!json_is_string(datr) ||
+		    !gwmp_parse_datr(json_string_value(datr), &r->sf, &r->bw_hz))
+			RXPK_ERR(r, "datr is not a LoRa data rate like \"SF7BW125\"");
+	} else {
+		int64_t bps;
+
+		if (get_int(o, "datr", 1, 1000000, &bps) != 1)
+			RXPK_ERR(r, "datr is not an FSK bit rate");
+		r->fsk_bps = (uint32_t)bps;
+	}
+	r->has_datr = true;
+}
+
+/* signal of the first antenna of a "rsig" array (multi-antenna forwarders) */
+static void parse_rsig(const json_t *o, struct gwmp_rxpk *r)
+{
+	const json_t *a = json_object_get(o, "rsig"), *s;
+	double d;
+
+	if (!json_is_array(a) || !json_is_object(s = json_array_get(a, 0)))
+		return;
+	if (!r->has_rssi &&
+	    (get_num(s, "rssis", -300, 300, &d) == 1 || get_num(s, "rssic", -300, 300, &d) == 1)) {
+		r->rssi = (int)lround(d);
+		r->has_rssi = true;
+	}
+	if (!r->has_lsnr && get_num(s, "lsnr", -100, 100, &d) == 1) {
+		r->lsnr = d;
+		r->has_lsnr = true;
+	}
+}
+
+static void parse_rxpk(const json_t *o, struct gwmp_rxpk *r)
+{
+	const json_t *data = json_object_get(o, "data");
+	int64_t i;
+	double d;
+	long n;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!json_is_object(o))
+		RXPK_ERR(r, "rxpk element is not an object");
+	if (!json_is_string(data))
+		RXPK_ERR(r, "no \"data\" string");
+	n = gwmp_b64_decode(json_string_value(data), json_string_length(data), r->data,
+			    sizeof(r->data));
+	if (n < 0)
+		RXPK_ERR(r, "data is not base64 of at most 255 bytes");
+	r->data_len = (size_t)n;
+	rc = get_int(o, "size", 0, 65535, &i);
+	if (rc < 0 || (rc == 1 && (size_t)i != r->data_len))
+		RXPK_ERR(r, "size does not match the data");
+	r->has_time = get_str(o, "time", r->time, sizeof(r->time)) == 1;
+	if ((rc = get_int(o, "tmst", 0, 4294967295.0, &i)) < 0)
+		RXPK_ERR(r, "tmst is not a 32-bit counter");
+	r->has_tmst = rc == 1;
+	r->tmst = (uint32_t)(rc == 1 ? i : 0);
+	if ((rc = get_int(o, "tmms", 0, 9007199254740992.0, &i)) < 0)
+		RXPK_ERR(r, "tmms is not a GPS time in ms");
+	r->has_tmms = rc == 1;
+	r->tmms = (uint64_t)(rc == 1 ? i : 0);
+	if ((rc = get_num(o, "freq", 0.000001, 4000, &d)) < 0)
+		RXPK_ERR(r, "freq is not a frequency in MHz");
+	r->has_freq = rc == 1;
+	r->freq_hz = rc == 1 ? (uint32_t)llround(d * 1e6) : 0;
+	if ((rc = get_int(o, "chan", 0, 65535, &i)) < 0)
+		RXPK_ERR(r, "chan is not a channel number");
+	r->has_chan = rc == 1;
+	r->chan = (uint32_t)(rc == 1 ? i : 0);
+	if ((rc = get_int(o, "rfch", 0, 65535, &i)) < 0)
+		RXPK_ERR(r, "rfch is not an RF chain number");
+	r->has_rfch = rc == 1;
+	r->rfch = (uint32_t)(rc == 1 ? i : 0);
+	if ((rc = get_int(o, "stat", -1, 1, &i)) < 0)
+		RXPK_ERR(r, "stat is not -1, 0 or 1");
+	r->has_stat = rc == 1;
+	r->stat = rc == 1 ? (enum gwmp_crc)i : GWMP_CRC_OK;
+	parse_datr(o, r);
+	if (r->error)
+		return;
+	if ((rc = get_str(o, "codr", r->codr, sizeof(r->codr))) < 0)
+		RXPK_ERR(r, "codr is not a coding rate");
+	r->has_codr = rc == 1;
+	if (r->has_codr && !gwmp_parse_codr(r->codr, &r->cr))
+		r->cr = 0;
+	if ((rc = get_num(o, "rssi", -300, 300, &d)) < 0 ||
+	    (rc == 0 && (rc = get_num(o, "rssis", -300, 300, &d)) < 0))
+		RXPK_ERR(r, "rssi is not a level in dBm");
+	r->has_rssi = rc == 1;
+	r->rssi = rc == 1 ? (int)lround(d) : 0;
+	if ((rc = get_num(o, "lsnr", -100, 100, &d)) < 0)
+		RXPK_ERR(r, "lsnr is not an SNR in dB");
+	r->has_lsnr = rc == 1;
+	r->lsnr = rc == 1 ? d : 0;
+	parse_rsig(o, r);
+}
+
+static void parse_stat(const json_t *o, struct gwmp_stat *s)
+{
+	int64_t i;
+	double d;
+
+	memset(s, 0, sizeof(*s));
+	/* informational: a bad field is left out, not an error */
+	s->has_time = get_str(o, "time", s->time, sizeof(s->time)) == 1;
+	if ((s->has_lati = get_num(o, "lati", -90, 90, &d) == 1))
+		s->lati = d;
+	if ((s->has_long = get_num(o, "long", -180, 180, &d) == 1))
+		s->lon = d;
+	if ((s->has_alti = get_int(o, "alti", -100000, 100000, &i) == 1))
+		s->alti = i;
+#define STAT_COUNT(name)                                                                           \
+	if ((s->has_##name = get_int(o, #name, 0, 9007199254740992.0, &i) == 1))                   \
+		s->name = (uint64_t)i;
+	STAT_COUNT(rxnb)
+	STAT_COUNT(rxok)
+	STAT_COUNT(rxfw)
+	STAT_COUNT(dwnb)
+	STAT_COUNT(txnb)
+#undef STAT_COUNT
+	if ((s->has_ackr = get_num(o, "ackr", 0, 100, &d) == 1))
+		s->ackr = d;
+}
+
+static json_t *load_object(const uint8_t *json, size_t len, const char **why)
+{
+	json_error_t err;
+	json_t *root;
+
+	if (!json || !len) {
+		bad(why, "no JSON object");
+		return NULL;
+	}
+	if (len > GWMP_JSON_MAX) {
+		bad(why, "JSON longer than 65495 bytes");
+		return NULL;
+	}
+	root = json_loadb((const char *)json, len, 0, &err);
+	if (!root) {
+		bad(why, "not valid JSON");
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		bad(why, "JSON is not an object");
+		return NULL;
+	}
+	return root;
+}
+
+int gwmp_parse_push(const uint8_t *json, size_t len, struct gwmp_push *out, const char **why)
+{
+	json_t *root, *rxpk, *stat;
+	int rc = 0;
+
+	out->n_rxpk = 0;
+	out->rxpk_over = 0;
+	out->has_stat = false;
+	root = load_object(json, len, why);
+	if (!root)
+		return -EINVAL;
+	rxpk = json_object_get(root, "rxpk");
+	stat = json_object_get(root, "stat");
+	if (rxpk && !json_is_array(rxpk)) {
+		rc = bad(why, "rxpk is not an array");
+		goto out;
+	}
+	if (stat && !json_is_object(stat)) {
+		rc = bad(why, "stat is not an object");
+		goto out;
+	}
+	for (size_t i = 0; rxpk && i < json_array_size(rxpk); i++) {
+		if (out->n_rxpk == GWMP_RXPK_MAX) {
+			out->rxpk_over++;
+			continue;
+		}
+		parse_rxpk(json_array_get(rxpk, i), &out->rxpk[out->n_rxpk++]);
+	}
+	if (stat) {
+		parse_stat(stat, &out->stat);
+		out->has_stat = true;
+	}
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* ---- downstream -------------------------------------------------------- */
+
+static const char *const tx_error_names[] = {
+	[GWMP_TX_NONE] = "NONE",
+	[GWMP_TX_TOO_LATE] = "TOO_LATE",
+	[GWMP_TX_TOO_EARLY] = "TOO_EARLY",
+	[GWMP_TX_COLLISION_PACKET] = "COLLISION_PACKET",
+	[GWMP_TX_COLLISION_BEACON] = "COLLISION_BEACON",
+	[GWMP_TX_FREQ] = "TX_FREQ",
+	[GWMP_TX_POWER] = "TX_POWER",
+	[GWMP_TX_GPS_UNLOCKED] = "GPS_UNLOCKED",
+};
+
+static bool name_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > GWMP_NAME_MAX)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == n;
+}
+
+int gwmp_parse_tx_ack(const uint8_t *json, size_t len, struct gwmp_tx_ack *out, const char **why)
+{
+	json_t *root, *ack, *v;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->error = GWMP_TX_NONE;
+	strcpy(out->name, "NONE");
+	for (i = 0; i < len && strchr(" \t\r\n", json[i]) && json[i]; i++)
+		;
+	if (i == len)
+		return 0;
+	root = load_object(json, len, why);
+	if (!root)
+		return -EINVAL;
+	ack = json_object_get(root, "txpk_ack");
+	if (!ack) {
+		json_decref(root);
+		return 0;
+	}
+	if (!json_is_object(ack)) {
+		json_decref(root);
+		return bad(why, "txpk_ack is not an object");
+	}
+	v = json_object_get(ack, "warn");
+	if (json_is_string(v)) {
+		out->has_warn = true;
+		snprintf(out->warn, sizeof(out->warn), "%s",
+			 name_valid(json_string_value(v)) ? json_string_value(v) : "UNKNOWN");
+	}
+	v = json_object_get(ack, "error");
+	if (v && !json_is_string(v)) {
+		json_decref(root);
+		return bad(why, "txpk_ack.error is not a string");
+	}
+	if (v) {
+		const char *e = json_string_value(v);
+
+		out->error = GWMP_TX_OTHER;
+		snprintf(out->name, sizeof(out->name), "%s", name_valid(e) ? e : "UNKNOWN");
+		for (size_t k = 0; k < sizeof(tx_error_names) / sizeof(tx_error_names[0]); k++) {
+			if (!strcmp(out->name, tx_error_names[k]))
+				out->error = (enum gwmp_tx_error)k;
+		}
+	}
+	json_decref(root);
+	return 0;
+}
+
+long gwmp_build_pull_resp(uint8_t *out, size_t cap, uint8_t version, uint16_t token,
+			  const struct gwmp_txpk *t)
+{
+	char b64[(GWMP_PHY_MAX + 2) / 3 * 4 + 1], timing[32], datr[40], extra[32];
+	int n;
+
+	if (!t || (!t->data && t->size) || t->size > GWMP_PHY_MAX || cap < GWMP_HDR_LEN)
+		return -EINVAL;
+	if (gwmp_b64_encode(t->data, t->size, b64, sizeof(b64)) < 0)
+		return -EINVAL;
+	if (t->imme)
+		snprintf(timing, sizeof(timing), "\"imme\":true");
+	else
+		snprintf(timing, sizeof(timing), "\"imme\":false,\"tmst\":%u", (unsigned)t->tmst);
+	if (t->modu == GWMP_MODU_LORA) {
+		if (t->sf < 5 || t->sf > 12 || !t->bw_hz || t->cr < 5 || t->cr > 8)
+			return -EINVAL;
+		snprintf(datr, sizeof(datr), "\"datr\":\"SF%dBW%u\",\"codr\":\"4/%d\"", t->sf,
+			 (unsigned)(t->bw_hz / 1000), t->cr);
+	} else {
+		snprintf(datr, sizeof(datr), "\"datr\":%u,\"fdev\":%u", (unsigned)t->fsk_bps,
+			 (unsigned)t->fdev_hz);
+	}
+	extra[0] = '\0';
+	if (t->prea > 0)
+		snprintf(extra, sizeof(extra), ",\"prea\":%d", t->prea);
+	gwmp_build_ack(out, version, token, GWMP_PULL_RESP);
+	n = snprintf((char *)out + GWMP_HDR_LEN, cap - GWMP_HDR_LEN,
+		     "{\"txpk\":{%s,\"freq\":%u.%06u,\"rfch\":%u,\"powe\":%d,\"modu\":\"%s\",%s,"
+		     "\"ipol\":%s,\"size\":%zu,\"data\":\"%s\",\"ncrc\":%s%s}}",
+		     timing, (unsigned)(t->freq_hz / 1000000), (unsigned)(t->freq_hz % 1000000),
+		     (unsigned)t->rfch, t->powe, t->modu == GWMP_MODU_LORA ? "LORA" : "FSK", datr,
+		     t->ipol ? "true" : "false", t->size, b64, t->ncrc ? "true" : "false", extra);
+	if (n < 0 || (size_t)n >= cap - GWMP_HDR_LEN)
+		return -ENOBUFS;
+	return GWMP_HDR_LEN + n;
+}
+
+int gwmp_parse_pull_resp(const uint8_t *json, size_t len, struct gwmp_txpk *t, bool *has_tmst,
+			 const char **why)
+{
+	json_t *root, *o, *data, *datr;
+	const char *m;
+	char codr[8];
+	int64_t i;
+	double d;
+	int rc = 0, r;
+
+	memset(t, 0, sizeof(*t));
+	*has_tmst = false;
+	root = load_object(json, len, why);
+	if (!root)
+		return -EINVAL;
+	o = json_object_get(root, "txpk");
+	if (!json_is_object(o)) {
+		rc = bad(why, "no txpk object");
+		goto out;
+	}
+	if (get_bool(o, "imme", &t->imme) < 0 || get_bool(o, "ipol", &t->ipol) < 0 ||
+	    get_bool(o, "ncrc", &t->ncrc) < 0) {
+		rc = bad(why, "imme, ipol or ncrc is not a boolean");
+		goto out;
+	}
+	if ((r = get_int(o, "tmst", 0, 4294967295.0, &i)) < 0) {
+		rc = bad(why, "tmst is not a 32-bit counter");
+		goto out;
+	}
+	*has_tmst = r == 1;
+	t->tmst = (uint32_t)(r == 1 ? i : 0);
+	if (get_num(o, "freq", 0.000001, 4000, &d) != 1) {
+		rc = bad(why, "freq is missing or not a frequency in MHz");
+		goto out;
+	}
+	t->freq_hz = (uint32_t)llround(d * 1e6);
+	if (get_int(o, "rfch", 0, 65535, &i) == 1)
+		t->rfch = (uint32_t)i;
+	if (get_int(o, "powe", -100, 100, &i) == 1)
+		t->powe = (int)i;
+	if ((r = get_int(o, "prea", 0, 65535, &i)) < 0) {
+		rc = bad(why, "prea is not a symbol count");
+		goto out;
+	}
+	t->prea = r == 1 ? (int)i : 0;
+	m = json_string_value(json_object_get(o, "modu"));
+	datr = json_object_get(o, "datr");
+	t->modu = (m && !strcmp(m, "FSK")) || (!m && json_is_number(datr)) ? GWMP_MODU_FSK
+									   : GWMP_MODU_LORA;
+	if (json_object_get(o, "modu") && (!m || (strcmp(m, "LORA") && strcmp(m, "FSK")))) {
+		rc = bad(why, "modu is neither \"LORA\" nor \"FSK\"");
+		goto out;
+	}
+	if (t->modu == GWMP_MODU_LORA) {
+		if (!json_is_string(datr) ||
+		    !gwmp_parse_datr(json_string_value(datr), &t->sf, &t->bw_hz)) {
+			rc = bad(why, "datr is not a LoRa data rate");
+			goto out;
+		}
+		t->cr = 5;
+		if ((r = get_str(o, "codr", codr, sizeof(codr))) < 0 ||
+		    (r == 1 && !gwmp_parse_codr(codr, &t->cr))) {
+			rc = bad(why, "codr is not a coding rate 4/5..4/8");
+			goto out;
+		}
+	} else {
+		if (get_int(o, "datr", 1, 1000000, &i) != 1) {
+			rc = bad(why, "datr is not an FSK bit rate");
+			goto out;
+		}
+		t->fsk_bps = (uint32_t)i;
+		if (get_int(o, "fdev", 0, 1000000, &i) == 1)
+			t->fdev_hz = (uint32_t)i;
+	}
+	data = json_object_get(o, "data");
+	if (data) {
+		uint8_t buf[GWMP_PHY_MAX];
+		long n = json_is_string(data)
+				 ? gwmp_b64_decode(json_string_value(data),
+						   json_string_length(data), buf, sizeof(buf))
+				 : -1;
+
+		if (n < 0) {
+			rc = bad(why, "data is not base64 of at most 255 bytes");
+			goto out;
+		}
+		t->size = (size_t)n;
+		if ((r = get_int(o, "size", 0, 255, &i)) < 0 || (r == 1 && (size_t)i != t->size)) {
+			rc = bad(why, "size does not match the data");
+			goto out;
+		}
+	} else if (get_int(o, "size", 0, 255, &i) == 1) {
+		t->size = (size_t)i;
+	} else {
+		rc = bad(why, "neither data nor size");
+		goto out;
+	}
+	if (!t->imme && !*has_tmst && !json_object_get(o, "tmms") && !json_object_get(o, "time")) {
+		rc = bad(why, "no imme, tmst, tmms or time");
+		goto out;
+	}
+out:
+	json_decref(root);
+	return rc;
+}
