@@ -26,16 +26,19 @@ LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
 # The daemon: everything in daemon/ but main.c goes into a static library so
 # that unit tests link the same objects.
-DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) plugins/shared/lora_airtime.c
+DAEMON_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c)) plugins/shared/lora_airtime.c \
+	plugins/shared/base64.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(BUILD)/obj/%.o)
 LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
 PLUGINS := sim lorawan
-sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c
+sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
+	plugins/shared/base64.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
-lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c
+lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
+	plugins/shared/base64.c
 lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden

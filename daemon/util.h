@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base64.h"
+
 #define ARRAY_SIZE(a)			(sizeof(a) / sizeof((a)[0]))
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -30,13 +32,7 @@ void strbuf_json_str(struct strbuf *sb, const char *s);
 /* Hand the buffer over to the caller (NULL if it failed); sb is reset. */
 char *strbuf_steal(struct strbuf *sb, size_t *len);
 
-size_t base64_encoded_len(size_t n);
-/* Writes base64 of data and a NUL into out (base64_encoded_len(n) + 1 bytes). */
-void base64_encode(const void *data, size_t n, char *out);
 void hex_encode(const void *data, size_t n, char *out);
-/* Decode `n` characters of base64 (padding allowed at the end) into out;
- * returns the bytes written, or -1 for a bad character or too small a buffer. */
-int base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
 
 /* Parsers of configuration values; return 0 or -EINVAL/-ERANGE. */
 int parse_int(const char *s, long long min, long long max, long long *out);

@@ -108,73 +108,6 @@ void gwmp_set_token(uint8_t *buf, size_t len, uint16_t token)
 	}
 }
 
-/* ---- base64 ------------------------------------------------------------ */
-
-static const char b64_alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-long gwmp_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-	uint32_t acc = 0;
-	size_t n = 0, pad = 0;
-	int bits = 0;
-
-	while (len && in[len - 1] == '=' && pad < 2) {
-		len--;
-		pad++;
-	}
-	if (pad && (len + pad) % 4)
-		return -1;
-	if (len % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-		int v;
-
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= cap)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	return (long)n;
-}
-
-long gwmp_b64_encode(const uint8_t *in, size_t len, char *out, size_t cap)
-{
-	size_t need = (len + 2) / 3 * 4, o = 0;
-
-	if (need + 1 > cap)
-		return -1;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16;
-
-		if (i + 1 < len)
-			v |= (uint32_t)in[i + 1] << 8;
-		if (i + 2 < len)
-			v |= in[i + 2];
-		out[o++] = b64_alpha[v >> 18 & 63];
-		out[o++] = b64_alpha[v >> 12 & 63];
-		out[o++] = i + 1 < len ? b64_alpha[v >> 6 & 63] : '=';
-		out[o++] = i + 2 < len ? b64_alpha[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return (long)o;
-}
 
 void gwmp_eui_str(uint64_t eui, char out[17])
 {
@@ -373,7 +306,7 @@ static void parse_rxpk(const json_t *o, struct gwmp_rxpk *r)
 		RXPK_ERR(r, "rxpk element is not an object");
 	if (!json_is_string(data))
 		RXPK_ERR(r, "no \"data\" string");
-	n = gwmp_b64_decode(json_string_value(data), json_string_length(data), r->data,
+	n = base64_decode(json_string_value(data), json_string_length(data), r->data,
 			    sizeof(r->data));
 	if (n < 0)
 		RXPK_ERR(r, "data is not base64 of at most 255 bytes");
@@ -595,8 +528,7 @@ long gwmp_build_pull_resp(uint8_t *out, size_t cap, uint8_t version, uint16_t to
 
 	if (!t || (!t->data && t->size) || t->size > GWMP_PHY_MAX || cap < GWMP_HDR_LEN)
 		return -EINVAL;
-	if (gwmp_b64_encode(t->data, t->size, b64, sizeof(b64)) < 0)
-		return -EINVAL;
+	base64_encode(t->data, t->size, b64); /* fits: size <= GWMP_PHY_MAX */
 	if (t->imme)
 		snprintf(timing, sizeof(timing), "\"imme\":true");
 	else
@@ -703,7 +635,7 @@ int gwmp_parse_pull_resp(const uint8_t *json, size_t len, struct gwmp_txpk *t, b
 	if (data) {
 		uint8_t buf[GWMP_PHY_MAX];
 		long n = json_is_string(data)
-				 ? gwmp_b64_decode(json_string_value(data),
+				 ? base64_decode(json_string_value(data),
 						   json_string_length(data), buf, sizeof(buf))
 				 : -1;
 

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base64.h"
+
 #define GWMP_DATAGRAM_MAX 65507 /* the largest UDP payload over IPv4 */
 #define GWMP_HDR_LEN	  4	/* version, token, identifier */
 #define GWMP_EUI_HDR_LEN  12	/* ... and the gateway EUI */
@@ -189,8 +191,6 @@ int gwmp_parse_pull_resp(const uint8_t *json, size_t len, struct gwmp_txpk *out,
 /* Base64 (RFC 4648, standard alphabet). decode accepts missing padding and
  * returns the byte count or -1 (bad input or more than cap bytes); encode
  * writes a NUL-terminated string and returns its length or -1. */
-long gwmp_b64_decode(const char *in, size_t len, uint8_t *out, size_t cap);
-long gwmp_b64_encode(const uint8_t *in, size_t len, char *out, size_t cap);
 
 /* 16 lowercase hex digits. */
 void gwmp_eui_str(uint64_t eui, char out[17]);

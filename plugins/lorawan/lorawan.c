@@ -1889,7 +1889,7 @@ static int parse_req(struct lw *s, const struct labgw_command *cmd, struct req *
 		const char *codr;
 
 		q->raw = true;
-		n = json_is_string(v) ? gwmp_b64_decode(json_string_value(v), json_string_length(v),
+		n = json_is_string(v) ? base64_decode(json_string_value(v), json_string_length(v),
 							q->phy, sizeof(q->phy))
 				      : -1;
 		if (n < 1) {
@@ -1995,7 +1995,7 @@ static int parse_req(struct lw *s, const struct labgw_command *cmd, struct req *
 	q->confirmed = json_is_true(v);
 	v = json_object_get(body, "payload");
 	n = json_is_string(v)
-		    ? gwmp_b64_decode(json_string_value(v), json_string_length(v), q->payload, 242)
+		    ? base64_decode(json_string_value(v), json_string_length(v), q->payload, 242)
 		    : -1;
 	if (n < 0) {
 		rc = refuse(errbuf, errlen, -EINVAL,

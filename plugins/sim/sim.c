@@ -23,6 +23,7 @@
 #include <labgw/plugin.h>
 
 #include "gen.h"
+#include "base64.h"
 #include "lora_airtime.h"
 
 #ifndef LABGW_VERSION
@@ -575,52 +576,6 @@ static int refuse(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Strict standard base64 (RFC 4648 section 4), padding optional. Returns
- * the decoded length, or -1 for bad input or when it exceeds cap. */
-static long b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
-{
-	uint32_t acc = 0;
-	size_t n = 0, pad = 0;
-	int bits = 0;
-
-	while (len && in[len - 1] == '=' && pad < 2) {
-		len--;
-		pad++;
-	}
-	if (pad && (len + pad) % 4)
-		return -1;
-	if (len % 4 == 1)
-		return -1;
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
-		int v;
-
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '+')
-			v = 62;
-		else if (c == '/')
-			v = 63;
-		else
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= cap)
-				return -1;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	/* leftover bits must be zero (canonical encoding) */
-	if (bits && (acc & ((1u << bits) - 1)))
-		return -1;
-	return (long)n;
-}
 
 static bool is_hex(const char *s, size_t n)
 {
@@ -676,7 +631,7 @@ static long get_b64(json_t *body, const char *key, uint8_t *buf, size_t cap, cha
 
 	if (!v)
 		return rc;
-	n = b64_decode(v, strlen(v), buf, cap);
+	n = base64_decode(v, strlen(v), buf, cap);
 	if (n < 0)
 		return refuse(errbuf, errlen, -EINVAL, "\"%s\" must be base64 of at most %zu bytes",
 			      key, cap);
