@@ -63,23 +63,49 @@ void strbuf_puts(struct strbuf *sb, const char *s)
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 {
 	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || !strbuf_reserve(sb, (size_t)n))
+	if (sb->failed)
 		return;
+	/* one formatting pass when the text fits in the room left */
+	size_t room = sb->cap - sb->len;
 	va_start(ap, fmt);
-	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	int n = vsnprintf(sb->buf + sb->len, room, fmt, ap);
 	va_end(ap);
+	if (n < 0) {
+		sb->buf[sb->len] = '\0';
+		return;
+	}
+	if ((size_t)n >= room) {
+		if (!strbuf_reserve(sb, (size_t)n)) {
+			sb->buf[sb->len] = '\0';
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	sb->len += (size_t)n;
 }
 
-void strbuf_json_str(struct strbuf *sb, const char *s)
+void strbuf_int(struct strbuf *sb, long long v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	strbuf_append(sb, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+void strbuf_json_strn(struct strbuf *sb, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	strbuf_append(sb, "\"", 1);
 	const char *run = s;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+	const unsigned char *end = (const unsigned char *)s + len;
+	for (const unsigned char *p = (const unsigned char *)s; p < end; p++) {
 		char esc[7];
 		size_t n = 0;
 		switch (*p) {
@@ -111,8 +137,13 @@ void strbuf_json_str(struct strbuf *sb, const char *s)
 		strbuf_append(sb, esc, n);
 		run = (const char *)p + 1;
 	}
-	strbuf_puts(sb, run);
+	strbuf_append(sb, run, (size_t)((const char *)end - run));
 	strbuf_append(sb, "\"", 1);
+}
+
+void strbuf_json_str(struct strbuf *sb, const char *s)
+{
+	strbuf_json_strn(sb, s, strlen(s));
 }
 
 char *strbuf_steal(struct strbuf *sb, size_t *len)

@@ -27,8 +27,12 @@ bool strbuf_reserve(struct strbuf *sb, size_t extra);
 void strbuf_append(struct strbuf *sb, const void *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Append `s` as a JSON string literal, quotes included. */
+/* Append a decimal integer. */
+void strbuf_int(struct strbuf *sb, long long v);
+/* Append `s` as a JSON string literal, quotes included (UTF-8 passes as is;
+ * quote, backslash and control characters are escaped). */
 void strbuf_json_str(struct strbuf *sb, const char *s);
+void strbuf_json_strn(struct strbuf *sb, const char *s, size_t len);
 /* Hand the buffer over to the caller (NULL if it failed); sb is reset. */
 char *strbuf_steal(struct strbuf *sb, size_t *len);
 

@@ -1,8 +1,11 @@
 #include "ws.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "auth.h"
 #include "daemon.h"
@@ -428,6 +431,14 @@ static int write_live(struct ws_session *s, struct http_stats *st)
 	return rc;
 }
 
+/* TCP_CORK on the session's socket; false where it does not apply. */
+static bool cork(struct lws *wsi, bool on)
+{
+	int v = on;
+	lws_sockfd_type fd = lws_get_socket_fd(wsi);
+	return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v)) == 0;
+}
+
 static int on_writable(struct ws_session *s)
 {
 	struct http_stats *st = http__stats(s->srv);
@@ -459,13 +470,22 @@ static int on_writable(struct ws_session *s)
 		/* live frames: several per callback while the socket takes them
 		 * without buffering (lws_send_pipe_choked), which saves a poll
 		 * round per frame; a gap notice always goes before its frame */
+		bool corked = false;
 		for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
 			if (n && lws_send_pipe_choked(s->wsi))
 				break;
 			if (!next_live(s))
 				break;
+			/* from the second frame on, hold TCP segments until the
+			 * burst ends: one segment for a burst of small frames
+			 * instead of one each (loopback or not, that is most of
+			 * the kernel's cost per frame) */
+			if (n == 1)
+				corked = cork(s->wsi, true);
 			rc = write_live(s, st);
 		}
+		if (corked)
+			cork(s->wsi, false);
 	}
 	if (rc < 0)
 		return -1;

@@ -376,6 +376,43 @@ static void test_bad_paths_refused(void **state)
 	frame_unref(f);
 }
 
+/* The hand-written section encoder must give JSON that reads back equal to
+ * what was set, for every value type and every string that needs escaping,
+ * and print reals the way the envelope documents (10 digits, always a
+ * fraction or exponent). */
+static void test_sections_encode_every_value_type(void **state)
+{
+	struct frame *f = frame_new("lab1", "lora0", LABGW_TECH_LORAWAN, "rx.lorawan.uplink");
+	json_t *want = json_pack("{s:I,s:I,s:i,s:f,s:f,s:f,s:f,s:b,s:b,s:n,s:s,s:s,s:[i,s,{s:i}]}",
+				 "max", (json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN, "zero",
+				 0, "half", 7.5, "neg", -7.3, "big", 1e300, "whole", 3.0, "t", 1,
+				 "f", 0, "nil", "esc", "q\"b\\s/n\nr\rt\tc\x01\x1f", "utf8",
+				 "Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x93\xa1", "arr",
+				 1, "two", "k", 3);
+	assert_non_null(want);
+	const char *k;
+	json_t *v;
+	json_object_foreach(want, k, v)
+		assert_int_equal(frame_set(f, LABGW_DATA, k, json_incref(v)), 0);
+	/* a string with a NUL inside (json_stringn) keeps its length */
+	assert_int_equal(frame_set(f, LABGW_SIG, "nul", json_stringn("a\0b", 3)), 0);
+	assert_int_equal(frame_seal(f, 9, 9), 0);
+	json_t *j = json_loadb(f->json, f->json_len, JSON_ALLOW_NUL, NULL);
+	assert_non_null(j);
+	assert_true(json_equal(json_object_get(j, "data"), want));
+	json_t *nul = json_object_get(json_object_get(j, "sig"), "nul");
+	assert_int_equal(json_string_length(nul), 3);
+	assert_memory_equal(json_string_value(nul), "a\0b", 3);
+	assert_non_null(strstr(f->json, "\"half\":7.5,"));
+	assert_non_null(strstr(f->json, "\"neg\":-7.3,"));
+	assert_non_null(strstr(f->json, "\"whole\":3.0,"));
+	assert_non_null(strstr(f->json, "\"min\":-9223372036854775808,"));
+	assert_non_null(strstr(f->json, "\\u0001\\u001f"));
+	json_decref(j);
+	json_decref(want);
+	frame_unref(f);
+}
+
 static void test_failed_set_leaves_frame_unchanged(void **state)
 {
 	/* A setter that returns -EINVAL must not have half-built the path:
@@ -496,6 +533,7 @@ int main(void)
 		cmocka_unit_test(test_dotted_paths),
 		cmocka_unit_test(test_bad_paths_refused),
 		cmocka_unit_test(test_failed_set_leaves_frame_unchanged),
+		cmocka_unit_test(test_sections_encode_every_value_type),
 		cmocka_unit_test(test_sealed_frame_is_immutable),
 		cmocka_unit_test(test_json_max_enforced),
 		cmocka_unit_test(test_refcount),
