@@ -57,6 +57,7 @@ test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
 test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
+test_ble_rpa_EXTRA := plugins/ble/rpa.c
 
 .PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean \
 	bench bench-lorawan
