@@ -155,6 +155,7 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
+fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \
