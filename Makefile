@@ -59,6 +59,8 @@ test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
 test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
 test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
+test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
+test_ble_rpa_EXTRA := plugins/ble/rpa.c
 
 .PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean \
 	bench bench-lorawan
@@ -156,6 +158,7 @@ FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
+fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \
