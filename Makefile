@@ -33,13 +33,15 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
-PLUGINS := sim lorawan
+PLUGINS := sim lorawan ble
 sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
-	plugins/shared/base64.c
+	plugins/shared/base64.c plugins/ble/ad.c plugins/ble/adv.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
 lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
 	plugins/shared/base64.c
 lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
+ble_SHARED := plugins/shared/base64.c
+ble_LIBS = $(shell pkg-config --libs libsystemd libcrypto jansson)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
 # Object lists are computed through functions: a literal % in a pattern

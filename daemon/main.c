@@ -78,6 +78,27 @@ static bool host_session_keys(void *ud, const char *dev_addr, uint8_t nwkskey[16
 	return d->sandboxes && sandboxes_claim_keys(d->sandboxes, dev_addr, nwkskey, appskey);
 }
 
+static bool host_device_claimed(void *ud, uint32_t techs, const char *dev_id)
+{
+	struct labgwd *d = ud;
+	static const uint32_t all[] = {LABGW_TECH_BLE, LABGW_TECH_WLAN, LABGW_TECH_LORAWAN,
+				       LABGW_TECH_CELLULAR};
+	if (!d->sandboxes)
+		return false;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if ((techs & all[i]) && sandboxes_claim_owner(d->sandboxes, all[i], dev_id))
+			return true;
+	return false;
+}
+
+static uint64_t host_ble_irks(void *ud,
+			      void (*cb)(void *cb_ud, const char *identity, const uint8_t irk[16]),
+			      void *cb_ud)
+{
+	struct labgwd *d = ud;
+	return d->sandboxes ? sandboxes_ble_irks(d->sandboxes, cb, cb_ud) : 0;
+}
+
 static void host_audit(void *ud, struct labgw_radio *r, const char *action, const char *target,
 		       const char *result, int64_t size, const char *detail)
 {
@@ -97,6 +118,8 @@ static const struct plugin_host_ops host_ops = {
 	.prepare = host_prepare,
 	.session_keys = host_session_keys,
 	.audit = host_audit,
+	.device_claimed = host_device_claimed,
+	.ble_irks = host_ble_irks,
 };
 
 /* ---- the module table: started in order, stopped in reverse ------------ */

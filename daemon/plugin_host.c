@@ -1234,6 +1234,21 @@ static bool svc_lorawan_session_keys(struct labgw_radio *r, const char *dev_addr
 	       h->ops->session_keys(h->user_data, dev_addr, nwkskey, appskey);
 }
 
+static bool svc_device_claimed(struct labgw_radio *r, const char *dev_id)
+{
+	struct plugin_host *h = r->h;
+	return dev_id && h->ops->device_claimed &&
+	       h->ops->device_claimed(h->user_data, radio_techs(r), dev_id);
+}
+
+static uint64_t svc_ble_irks(struct labgw_radio *r,
+			     void (*cb)(void *ud, const char *identity, const uint8_t irk[16]),
+			     void *ud)
+{
+	struct plugin_host *h = r->h;
+	return h->ops->ble_irks ? h->ops->ble_irks(h->user_data, cb, ud) : 0;
+}
+
 static void svc_audit(struct labgw_radio *r, const char *action, const char *target,
 		      const char *result, int64_t size, const char *detail)
 {
@@ -1252,6 +1267,8 @@ static const struct labgw_host host_services = {
 	.radio_set_techs = svc_radio_set_techs,
 	.lorawan_session_keys = svc_lorawan_session_keys,
 	.audit = svc_audit,
+	.device_claimed = svc_device_claimed,
+	.ble_irks = svc_ble_irks,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

@@ -39,6 +39,12 @@ struct plugin_host_ops {
 	/* Optional: LoRaWAN ABP keys of a claimed device (labgw_host 1.3). */
 	bool (*session_keys)(void *user_data, const char *dev_addr, uint8_t nwkskey[16],
 			     uint8_t appskey[16]);
+	/* Optional: whether a sandbox claimed a device (labgw_host 1.4). */
+	bool (*device_claimed)(void *user_data, uint32_t techs, const char *dev_id);
+	/* Optional: claimed BLE identity resolving keys (labgw_host 1.4). */
+	uint64_t (*ble_irks)(void *user_data,
+			     void (*cb)(void *ud, const char *identity, const uint8_t irk[16]),
+			     void *ud);
 	/* Optional: an audit record from a module (labgw_host 1.3). */
 	void (*audit)(void *user_data, struct labgw_radio *r, const char *action,
 		      const char *target, const char *result, int64_t size, const char *detail);

@@ -304,6 +304,7 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	p->pending = c;
 	p->npending++;
 	c->submitting = true;
+	cmd.lease_end_us = sandboxes_lease_end(d->sandboxes, sbx, resource);
 	int rc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
 	c->submitting = false;
 	if (rc < 0) {
@@ -442,4 +443,37 @@ void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_i
 	publish_status(p, c, st, reason);
 	if (st == LABGW_TX_ACKED || st == LABGW_TX_FAILED)
 		pending_drop(p, c);
+}
+
+void policy_lease_ended(struct policy *p, const char *sbx, const char *resource)
+{
+	struct labgwd *d = p->d;
+	char radio[64], id[48], errbuf[256];
+	const char *colon = strchr(resource, ':');
+	if (!colon || (size_t)(colon - resource) >= sizeof(radio))
+		return;
+	snprintf(radio, sizeof(radio), "%.*s", (int)(colon - resource), resource);
+	struct labgw_radio *r = plugin_host_find(d->host, radio);
+	if (!r || radio_get_state(r) != RADIO_UP)
+		return;
+	json_t *body = json_pack("{s:s,s:s}", "resource", resource, "sbx", sbx);
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return;
+	snprintf(id, sizeof(id), "lease-%016llx", (unsigned long long)++p->next_id);
+	struct labgw_command cmd = {
+		.size = sizeof(cmd),
+		.id = id,
+		.sbx = sbx,
+		.op = "lease.ended",
+		.body = text,
+		.body_len = strlen(text),
+	};
+	int rc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
+	/* a module with nothing to stop may not know the op */
+	if (rc < 0 && rc != -ENOTSUP)
+		log_warning("radio %s: the end of lease %s of %s: %s", radio, resource, sbx,
+			    errbuf);
+	free(text);
 }

@@ -40,6 +40,9 @@ void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_i
 
 /* A radio went away: its unfinished commands fail with "radio removed". */
 void policy_radio_gone(struct policy *p, const char *radio);
+/* A lease of `resource` ("radio:kind") held by `sbx` ended: the radio is
+ * told (op "lease.ended") so that what the lease allowed stops. */
+void policy_lease_ended(struct policy *p, const char *sbx, const char *resource);
 
 /* Commands accepted and not yet finished. */
 unsigned policy_pending(const struct policy *p);

@@ -16,6 +16,7 @@
 #include "frame.h"
 #include "history.h"
 #include "log.h"
+#include "policy.h"
 #include "router.h"
 #include "topic.h"
 #include "util.h"
@@ -89,6 +90,7 @@ struct sandboxes {
 	uv_timer_t tick;
 	bool started;
 	uint64_t auth_failures;
+	uint64_t claims_gen; /* changes with every claim made or gone */
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -232,6 +234,13 @@ static bool key_valid_now(const struct key_entry *e, int64_t now)
 	return !e->gone && !e->k.revoked_us && (!e->k.expires_us || e->k.expires_us > now);
 }
 
+/* The radio of a lease that ended is told, to stop what it allowed. */
+static void lease_gone(struct sandboxes *sb, const struct store_lease *l)
+{
+	if (sb->d->policy)
+		policy_lease_ended(sb->d->policy, l->sbx, l->resource);
+}
+
 static void emit_event(struct sandboxes *sb, const char *sbx, const char *type, json_t *data)
 {
 	struct labgwd *d = sb->d;
@@ -316,6 +325,7 @@ static int load_claim(void *ud, const struct store_claim *c)
 	struct sbx_entry *s = sbx_find(sb, c->sbx);
 	if (s)
 		s->claims++;
+	sb->claims_gen++;
 	return 0;
 }
 
@@ -423,6 +433,8 @@ static void tick_cb(uv_timer_t *t)
 		if (e->l.end_us <= now) {
 			emit_event(sb, e->l.sbx, "lease.ended",
 				   json_pack("{s:o}", "lease", lease_json(&e->l, now)));
+			if (e->started)
+				lease_gone(sb, &e->l);
 			*lp = e->next;
 			free(e);
 			continue;
@@ -782,6 +794,29 @@ const char *sandboxes_claim_owner(struct sandboxes *sb, uint32_t tech, const cha
 	return e ? e->c.sbx : NULL;
 }
 
+struct irk_each_ctx {
+	sandboxes_irk_fn fn;
+	void *ud;
+};
+
+static int irk_each(void *ud, const char *key, void *value)
+{
+	struct irk_each_ctx *c = ud;
+	struct claim_entry *e = value;
+	if (e->c.tech == LABGW_TECH_BLE && e->c.has_irk)
+		c->fn(c->ud, e->c.dev, e->c.irk);
+	return 0;
+}
+
+uint64_t sandboxes_ble_irks(struct sandboxes *sb, sandboxes_irk_fn fn, void *ud)
+{
+	if (fn) {
+		struct irk_each_ctx c = {fn, ud};
+		smap_each(sb->claims, irk_each, &c);
+	}
+	return sb->claims_gen;
+}
+
 bool sandboxes_claim_keys(struct sandboxes *sb, const char *dev_addr, unsigned char nwkskey[16],
 			  unsigned char appskey[16])
 {
@@ -950,6 +985,12 @@ static int budget_check(struct sandboxes *sb, struct sbx_entry *e, enum store_us
 				     "retry_after_ms", (json_int_t)err->retry_after_ms));
 	}
 	return -1;
+}
+
+int64_t sandboxes_lease_end(struct sandboxes *sb, const char *sbx, const char *resource)
+{
+	const struct lease_entry *e = active_lease(sb, sbx, resource, now_us());
+	return e ? e->l.end_us : 0;
 }
 
 int sandboxes_tx_check(struct sandboxes *sb, const struct principal *who, const char *sbx,
@@ -1377,11 +1418,14 @@ int api_sandbox_delete(struct sandboxes *sb, const struct principal *who, const 
 		free(smap_remove(sb->claims, victims[i]));
 		free(victims[i]);
 	}
+	sb->claims_gen++;
 	struct lease_entry **lp = &sb->leases;
 	while (*lp) {
 		if (!strcmp((*lp)->l.sbx, sbx)) {
 			struct lease_entry *le = *lp;
 			*lp = le->next;
+			if (le->l.start_us <= now_us())
+				lease_gone(sb, &le->l);
 			free(le);
 		} else {
 			lp = &(*lp)->next;
@@ -1592,14 +1636,29 @@ static int hexkey(const char *s, unsigned char out[16])
 
 static json_t *claim_json(const struct store_claim *c)
 {
-	return json_pack("{s:s,s:s,s:o,s:b}", "tech", frame_tech_name(c->tech), "dev", c->dev,
-			 "created", time_json(c->created_us), "session_keys", c->has_session_keys);
+	return json_pack("{s:s,s:s,s:o,s:b,s:b}", "tech", frame_tech_name(c->tech), "dev", c->dev,
+			 "created", time_json(c->created_us), "session_keys", c->has_session_keys,
+			 "irk", c->has_irk);
+}
+
+struct irk_find_ctx {
+	const unsigned char *irk;
+	bool found;
+};
+
+static int irk_find(void *ud, const char *key, void *value)
+{
+	struct irk_find_ctx *c = ud;
+	struct claim_entry *e = value;
+	if (e->c.has_irk && !CRYPTO_memcmp(e->c.irk, c->irk, 16))
+		c->found = true;
+	return c->found;
 }
 
 int api_claim_create(struct sandboxes *sb, const struct principal *who, const char *sbx,
 		     const json_t *body, json_t **result, struct api_error *err)
 {
-	static const char *const fields[] = {"tech", "dev", "nwkskey", "appskey", NULL};
+	static const char *const fields[] = {"tech", "dev", "nwkskey", "appskey", "irk", NULL};
 	struct sbx_entry *e;
 	if (need_own(sb, who, sbx, RIGHT_CLAIM, "claim", &e, err) < 0 ||
 	    check_fields(body, fields, err) < 0)
@@ -1627,6 +1686,27 @@ int api_claim_create(struct sandboxes *sb, const struct principal *who, const ch
 					"\"nwkskey\" and \"appskey\" are both 32 hex digits");
 		c.has_session_keys = true;
 	}
+	if (json_object_get(body, "irk")) {
+		if (tech != LABGW_TECH_BLE)
+			return api_fail(err, "BAD_REQUEST",
+					"an \"irk\" goes with a BLE claim of the identity address");
+		if (hexkey(body_str(body, "irk"), c.irk) < 0)
+			return api_fail(err, "BAD_REQUEST",
+					"\"irk\" is 32 hex digits, most significant byte first");
+		c.has_irk = true;
+		/* one key, one device: a second claim of the same key would take
+		 * over the first team's device under another address */
+		struct irk_find_ctx fc = {.irk = c.irk};
+		smap_each(sb->claims, irk_find, &fc);
+		if (fc.found) {
+			explicit_bzero(&c, sizeof(c));
+			sandboxes_audit(sb, who, sbx, "claim.create", dev_s, "CONFLICT", 0,
+					"identity resolving key claimed already");
+			return api_fail(err, "CONFLICT",
+					"a device with this identity resolving key is claimed "
+					"already");
+		}
+	}
 	if (e->claims >= CLAIMS_PER_SANDBOX_MAX)
 		return api_fail(err, "QUOTA_EXCEEDED", "a sandbox has at most %d claims",
 				CLAIMS_PER_SANDBOX_MAX);
@@ -1640,7 +1720,9 @@ int api_claim_create(struct sandboxes *sb, const struct principal *who, const ch
 		return store_fail(err, rc);
 	load_claim(sb, &c);
 	sandboxes_audit(sb, who, sbx, "claim.create", c.dev, "ok", 0,
-			c.has_session_keys ? "with session keys" : NULL);
+			c.has_session_keys ? "with session keys" :
+			c.has_irk	   ? "with an identity resolving key" :
+					     NULL);
 	*result = claim_json(&c);
 	explicit_bzero(&c, sizeof(c));
 	return 0;
@@ -1694,6 +1776,7 @@ int api_claim_delete(struct sandboxes *sb, const struct principal *who, const ch
 	if (rc < 0 && rc != -ENOENT)
 		return store_fail(err, rc);
 	free(smap_remove(sb->claims, k));
+	sb->claims_gen++;
 	struct sbx_entry *s = sbx_find(sb, sbx);
 	if (s && s->claims)
 		s->claims--;
@@ -1834,6 +1917,7 @@ int api_lease_delete(struct sandboxes *sb, const struct principal *who, const ch
 	if (active) {
 		le->l.end_us = now;
 		emit_event(sb, sbx, "lease.ended", json_pack("{s:o}", "lease", lease_json(&le->l, now)));
+		lease_gone(sb, &le->l);
 	}
 	*lp = le->next;
 	free(le);

@@ -88,6 +88,12 @@ bool sandboxes_may_receive(const struct principal *who, const char *topic);
 /* The sandbox that claimed (tech, dev), or NULL. */
 const char *sandboxes_claim_owner(struct sandboxes *sb, uint32_t tech, const char *dev);
 /* LoRaWAN session keys of a claimed device (for the radio module). */
+/* The BLE claims made with an identity resolving key: fn(ud, identity
+ * address, IRK) for each (NULL fn: none). Returns a number that changes
+ * whenever any claim is made or removed, so that resolutions can be cached
+ * until it does. IRKs are secrets. */
+typedef void (*sandboxes_irk_fn)(void *ud, const char *dev, const unsigned char irk[16]);
+uint64_t sandboxes_ble_irks(struct sandboxes *sb, sandboxes_irk_fn fn, void *ud);
 bool sandboxes_claim_keys(struct sandboxes *sb, const char *dev_addr, unsigned char nwkskey[16],
 			  unsigned char appskey[16]);
 /* Iterate sandboxes that have at least one valid key with RIGHT_OBSERVE. */
@@ -114,6 +120,9 @@ struct tx_cost {
 void sandboxes_tx_resource(uint32_t tech, const char *radio, const json_t *body, char *out,
 			   size_t outlen);
 /* Right, emergency stop, active lease, quota; 0 or -1 with err. */
+/* End (µs since the epoch) of the lease of `resource` active for sbx now,
+ * or 0. */
+int64_t sandboxes_lease_end(struct sandboxes *sb, const char *sbx, const char *resource);
 int sandboxes_tx_check(struct sandboxes *sb, const struct principal *who, const char *sbx,
 		       uint32_t tech, const char *resource, const struct tx_cost *cost,
 		       struct api_error *err);

@@ -134,6 +134,9 @@ static const char *const migrations[] = {
 	"  json TEXT NOT NULL,"
 	"  PRIMARY KEY (sbx, seq)"
 	") STRICT;",
+
+	/* 2: BLE claims may carry the device's identity resolving key */
+	"ALTER TABLE claims ADD COLUMN irk BLOB CHECK (irk IS NULL OR length(irk) = 16);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_SIZE(migrations))
@@ -144,7 +147,7 @@ static const char *const migrations[] = {
 	"id, name, created_us, requests_per_s, frames_per_s, tx_per_day, airtime_ms_per_day, "     \
 	"sms_per_day"
 #define KEY_COLS   "id, sbx, rights, tx_techs, hash, created_us, expires_us, revoked_us, note"
-#define CLAIM_COLS "sbx, tech, dev, created_us, nwkskey, appskey"
+#define CLAIM_COLS "sbx, tech, dev, created_us, nwkskey, appskey, irk"
 #define LEASE_COLS "id, sbx, resource, start_us, end_us, created_us"
 #define AUDIT_COLS "id, time_us, key_id, sbx, action, target, result, size, detail"
 
@@ -218,7 +221,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			 "ELSE revoked_us END WHERE id = ?1",
 	[S_KEY_LIST_ALL] = "SELECT " KEY_COLS " FROM keys ORDER BY id",
 	[S_KEY_LIST_SBX] = "SELECT " KEY_COLS " FROM keys WHERE sbx IS ?1 ORDER BY id",
-	[S_CLAIM_INSERT] = "INSERT INTO claims(" CLAIM_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_CLAIM_INSERT] = "INSERT INTO claims(" CLAIM_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_CLAIM_DELETE] = "DELETE FROM claims WHERE sbx = ?1 AND tech = ?2 AND dev = ?3",
 	[S_CLAIM_LIST_ALL] = "SELECT " CLAIM_COLS " FROM claims ORDER BY sbx, tech, dev",
 	[S_CLAIM_LIST_SBX] = "SELECT " CLAIM_COLS " FROM claims WHERE sbx = ?1 ORDER BY tech, dev",
@@ -1062,6 +1065,7 @@ int store_claim_create(struct store *st, const struct store_claim *c)
 	bind_i64(s, 4, c->created_us, &rc);
 	bind_blob(s, 5, c->has_session_keys ? c->nwkskey : NULL, sizeof(c->nwkskey), &rc);
 	bind_blob(s, 6, c->has_session_keys ? c->appskey : NULL, sizeof(c->appskey), &rc);
+	bind_blob(s, 7, c->has_irk ? c->irk : NULL, sizeof(c->irk), &rc);
 	if (rc != SQLITE_OK) {
 		stmt_done(s);
 		return db_errno(st->db, rc, "claim create");
@@ -1116,6 +1120,7 @@ int store_claim_list(struct store *st, const char *sbx, store_claim_cb cb, void 
 		bool nwk = col_blob(s, 4, c.nwkskey, sizeof(c.nwkskey));
 		bool app = col_blob(s, 5, c.appskey, sizeof(c.appskey));
 		c.has_session_keys = nwk && app;
+		c.has_irk = col_blob(s, 6, c.irk, sizeof(c.irk));
 		ret = cb(ud, &c);
 		/* the copy on our stack held secrets */
 		explicit_bzero(&c, sizeof(c));

@@ -101,6 +101,9 @@ struct store_claim {
 	bool has_session_keys;
 	unsigned char nwkskey[16];
 	unsigned char appskey[16];
+	/* BLE identity resolving key (schema 2); a secret like the above */
+	bool has_irk;
+	unsigned char irk[16];
 };
 
 /* -EBUSY when (tech, dev) is claimed by any sandbox */

@@ -22,6 +22,8 @@
 
 #include <labgw/plugin.h>
 
+#include "../ble/ad.h"
+#include "../ble/adv.h"
 #include "gen.h"
 #include "base64.h"
 #include "lora_airtime.h"
@@ -216,65 +218,26 @@ static void fb_append(struct fb *b, enum labgw_section sec, const char *key, con
 		b->err = b->h->frame_append_str(b->f, sec, key, v);
 }
 
+/* The same decoding and fields as the ble module: the advert's bytes
+ * through the AD parser, then the one rx.ble.adv writer. */
 static void emit_ble(struct fb *b, const struct sim_event *ev)
 {
 	const struct sim_ble_adv *a = &ev->u.ble;
-	char key[32], v[40];
+	struct ble_ad ad;
+	struct ble_adv_meta meta = {
+		.addr = ev->dev,
+		.random = a->addr_random,
+		.has_rssi = true,
+		.rssi = a->rssi,
+	};
 
-	fb_int(b, LABGW_SIG, "rssi", a->rssi);
-	if (a->has_tx_power)
-		fb_int(b, LABGW_SIG, "tx_power", a->tx_power);
-	fb_str(b, LABGW_DATA, "addr", ev->dev);
-	fb_str(b, LABGW_DATA, "addr_type", a->addr_random ? "random" : "public");
-	if (a->name[0])
-		fb_str(b, LABGW_DATA, "name", a->name);
-	if (a->has_mfr) {
-		snprintf(key, sizeof(key), "manufacturer_data.%04x", a->company);
-		fb_hex(b, LABGW_DATA, key, ev->payload + a->mfr_off, a->mfr_len);
+	if (b->err < 0)
+		return;
+	if (ble_ad_parse(ev->payload, ev->payload_len, &ad) < 0) {
+		b->err = -EINVAL;
+		return;
 	}
-	if (a->has_svc) {
-		snprintf(key, sizeof(key), "service_data.%04x", a->svc_uuid);
-		fb_hex(b, LABGW_DATA, key, ev->payload + a->svc_off, a->svc_len);
-	}
-	for (unsigned i = 0; i < a->n_uuids; i++) {
-		snprintf(v, sizeof(v), "%04x", a->uuids[i]);
-		fb_append(b, LABGW_DATA, "uuids", v);
-	}
-	switch (a->beacon) {
-	case SIM_BEACON_NONE:
-		break;
-	case SIM_BEACON_IBEACON: {
-		const uint8_t *u = a->ibeacon.uuid;
-
-		snprintf(v, sizeof(v),
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
-			 u[12], u[13], u[14], u[15]);
-		fb_str(b, LABGW_DATA, "ibeacon.uuid", v);
-		fb_int(b, LABGW_DATA, "ibeacon.major", a->ibeacon.major);
-		fb_int(b, LABGW_DATA, "ibeacon.minor", a->ibeacon.minor);
-		fb_int(b, LABGW_DATA, "ibeacon.tx_power", a->ibeacon.tx_power);
-		break;
-	}
-	case SIM_BEACON_EDDYSTONE_UID:
-		fb_str(b, LABGW_DATA, "eddystone.frame", "uid");
-		fb_hex(b, LABGW_DATA, "eddystone.namespace", a->eddystone.ns, 10);
-		fb_hex(b, LABGW_DATA, "eddystone.instance", a->eddystone.instance, 6);
-		fb_int(b, LABGW_DATA, "eddystone.tx_power", a->eddystone.tx_power);
-		break;
-	case SIM_BEACON_EDDYSTONE_URL:
-		fb_str(b, LABGW_DATA, "eddystone.frame", "url");
-		fb_str(b, LABGW_DATA, "eddystone.url", a->eddystone.url);
-		fb_int(b, LABGW_DATA, "eddystone.tx_power", a->eddystone.tx_power);
-		break;
-	case SIM_BEACON_EDDYSTONE_TLM:
-		fb_str(b, LABGW_DATA, "eddystone.frame", "tlm");
-		fb_int(b, LABGW_DATA, "eddystone.battery_mv", a->eddystone.battery_mv);
-		fb_double(b, LABGW_DATA, "eddystone.temp_c", a->eddystone.temp_c);
-		fb_int(b, LABGW_DATA, "eddystone.adv_count", a->eddystone.adv_count);
-		fb_int(b, LABGW_DATA, "eddystone.uptime_s", a->eddystone.uptime_s);
-		break;
-	}
+	b->err = ble_adv_fields(b->h, b->f, &meta, &ad);
 }
 
 static void emit_wlan(struct fb *b, const struct sim_event *ev)

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 3
+#define LABGW_PLUGIN_ABI_MINOR 4
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -105,7 +105,12 @@ struct labgw_command {
 	const char *op;	  /* "tx" for a transmit, else the request op name */
 	const char *body; /* a JSON object, already checked to be valid JSON */
 	size_t body_len;
-	void *reserved[6];
+	/* ABI 1.4: for a transmit, when the lease that allows it ends
+	 * (µs since the epoch); 0 when unknown. A module stops what outlasts
+	 * it; the host also sends op "lease.ended" (body {"resource","sbx"})
+	 * when a lease ends early or on time. */
+	int64_t lease_end_us;
+	void *reserved[5];
 };
 
 /*
@@ -219,7 +224,20 @@ struct labgw_host {
 	void (*audit)(struct labgw_radio *r, const char *action, const char *target,
 		      const char *result, int64_t size, const char *detail);
 
-	void *reserved[13];
+	/* ABI 1.4. Whether a sandbox claimed the device `dev_id` (as the
+	 * module sets it with frame_set_dev) of this radio's techs; a module
+	 * keeps what it knows of claimed devices (e.g. in a bounded cache). */
+	bool (*device_claimed)(struct labgw_radio *r, const char *dev_id);
+	/* ABI 1.4. The identity resolving keys sandboxes claimed BLE devices
+	 * with: cb(ud, identity address as claimed, IRK most significant byte
+	 * first) for each (cb NULL: none). Returns a number that changes
+	 * whenever any claim is made or removed: cache resolutions until it
+	 * does. IRKs are secrets: never log or publish them. */
+	uint64_t (*ble_irks)(struct labgw_radio *r,
+			     void (*cb)(void *ud, const char *identity, const uint8_t irk[16]),
+			     void *ud);
+
+	void *reserved[11];
 };
 
 /*
