@@ -10,6 +10,9 @@ mosquitto mosquitto-clients util-linux
 python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema
 python3-cryptography
 clang-format clang libclang-rt-14-dev
+qemu-system-x86 busybox-static cpio kmod
+dbus bluez bluez-test-tools python3-dbus
+hostapd wpasupplicant iw
 "
 missing=""
 for p in $PKGS; do
