@@ -27,6 +27,7 @@ CLI: vm.py prepare | vm.py run [--timeout S] [--hwsim-radios N] [--keep] SCRIPT
 """
 
 import argparse
+import json
 import os
 import shlex
 import shutil
@@ -68,6 +69,37 @@ class VmRun:
 
     def __iter__(self):  # status, output = run_in_vm(...)
         return iter((self.status, self.output))
+
+    def steps(self):
+        """What a guest/vmtest.py driver wrote to steps.json (None if nothing)."""
+        try:
+            return json.loads((self.results / "steps.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def step(self, name):
+        """The data of the driver's step `name`; AssertionError saying why
+        when that step did not pass (failed, or never ran and why not)."""
+        doc = self.steps()
+        if doc is None:
+            raise AssertionError("no steps.json (exit status %d)\n%s" % (self.status,
+                                                                         self._context()))
+        for rec in doc["steps"]:
+            if rec["name"] == name:
+                if rec["ok"]:
+                    return rec["data"]
+                raise AssertionError("step %s failed: %s\n%s\n%s"
+                                     % (name, rec["error"], rec.get("traceback", ""),
+                                        self._context()))
+        failed = [r for r in doc["steps"] if not r["ok"]]
+        why = ("step %s failed before it: %s" % (failed[0]["name"], failed[0]["error"])
+               if failed else doc.get("error") or "the driver ended (exit status %d)"
+               % self.status)
+        raise AssertionError("step %s did not run: %s\n%s" % (name, why, self._context()))
+
+    def _context(self):
+        return "--- output tail ---\n%s\n--- logs in %s ---" % (_tail(self.output, 30),
+                                                               self.results)
 
 
 def accels():
@@ -140,21 +172,25 @@ class _Tail:
             self.echo(line.rstrip(b"\r").decode("utf-8", "replace"))
 
 
-def _write_job(run_dir, script, env, cwd):
+def _write_job(run_dir, script, args, env, cwd):
     job = run_dir / "job.sh"
     lines = ["# written by tests/vm/vm.py; run by /bin/sh inside the VM",
              "cd %s || exit 125" % shlex.quote(str(cwd))]
     for k, v in env.items():
         lines.append("export %s=%s" % (k, shlex.quote(str(v))))
+    argv = [str(script)] + [str(a) for a in args]
     if os.access(script, os.X_OK):
-        lines.append("exec %s" % shlex.quote(str(script)))
+        pass
+    elif script.suffix == ".py":
+        argv.insert(0, "/usr/bin/python3")
     else:
-        lines.append("exec /bin/sh %s" % shlex.quote(str(script)))
+        argv.insert(0, "/bin/sh")
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
     job.write_text("\n".join(lines) + "\n")
     return job
 
 
-def _boot(argv, run_dir, boot_timeout, echo):
+def _boot(argv, run_dir, boot_timeout):
     """Start qemu; wait for the job to start. Returns (proc, boot seconds) or
     raises VmError with the console tail."""
     for f in ("console.log", "output.log"):
@@ -167,22 +203,25 @@ def _boot(argv, run_dir, boot_timeout, echo):
     finally:
         qlog.close()
     console = run_dir / "console.log"
-    while True:
-        text = _read(console)
-        if JOB_START in text:
-            return proc, time.monotonic() - t0
-        why = None
-        if FATAL in text:
-            why = text[text.index(FATAL):].splitlines()[0]
-        elif proc.poll() is not None:
-            why = "qemu exited with %s" % proc.returncode
-        elif time.monotonic() - t0 > boot_timeout:
-            why = "no job start after %.0f s" % boot_timeout
-        if why:
-            _stop(proc)
-            raise VmError("VM boot failed: %s\n--- qemu ---\n%s\n--- console tail ---\n%s"
-                          % (why, _tail(_read(run_dir / "qemu.log"), 10), _tail(text)))
-        time.sleep(0.05)
+    try:
+        while True:
+            text = _read(console)
+            if JOB_START in text:
+                return proc, time.monotonic() - t0
+            why = None
+            if FATAL in text:
+                why = text[text.index(FATAL):].splitlines()[0]
+            elif proc.poll() is not None:
+                why = "qemu exited with %s" % proc.returncode
+            elif time.monotonic() - t0 > boot_timeout:
+                why = "no job start after %.0f s" % boot_timeout
+            if why:
+                raise VmError("VM boot failed: %s\n--- qemu ---\n%s\n--- console tail ---\n%s"
+                              % (why, _tail(_read(run_dir / "qemu.log"), 10), _tail(text)))
+            time.sleep(0.05)
+    except BaseException:
+        _stop(proc)
+        raise
 
 
 def _stop(proc):
@@ -191,10 +230,21 @@ def _stop(proc):
     proc.wait()
 
 
-def run_in_vm(script, timeout=300.0, *, env=None, cwd=None, run_dir=None, hwsim_radios=0,
-              echo=None, boot_timeout=None, log=None):
+def prepare(log=None):
+    """The image.Image to boot, after checking that qemu is there; the
+    kernel is fetched and the initramfs built when not cached. Raises
+    VmUnavailable with the reason."""
+    if not shutil.which(QEMU):
+        raise VmUnavailable("%s not found (make deps installs qemu-system-x86)" % QEMU)
+    return image.prepare(log=log)
+
+
+def run_in_vm(script, timeout=300.0, *, args=(), env=None, cwd=None, run_dir=None,
+              hwsim_radios=0, echo=None, boot_timeout=None, log=None):
     """Boot a VM, run `script` in it as root, return a VmRun when it exits.
 
+    script: run directly if executable, else with /usr/bin/python3 (*.py) or
+      /bin/sh; args are its arguments; env adds to its environment.
     timeout: seconds for the script, from its start (boot is not counted).
     run_dir: an empty host folder for this run (default: a new temporary
       folder, kept; the caller removes it); its results/ is the writable share.
@@ -203,9 +253,7 @@ def run_in_vm(script, timeout=300.0, *, env=None, cwd=None, run_dir=None, hwsim_
     script = Path(script).resolve()
     if not script.is_file():
         raise FileNotFoundError(script)
-    if not shutil.which(QEMU):
-        raise VmUnavailable("%s not found (make deps installs qemu-system-x86)" % QEMU)
-    img = image.prepare(log=log)
+    img = prepare(log=log)
     run_dir = Path(run_dir or tempfile.mkdtemp(prefix="labgw-vm-")).resolve()
     results = run_dir / "results"
     results.mkdir(parents=True, exist_ok=True)
@@ -214,7 +262,7 @@ def run_in_vm(script, timeout=300.0, *, env=None, cwd=None, run_dir=None, hwsim_
             raise ValueError("paths given to the VM may not hold spaces, commas or quotes: %s" % p)
     job_env = {"LABGW_VM": "1", "LABGW_VM_RESULTS": str(results)}
     job_env.update(env or {})
-    job = _write_job(run_dir, script, job_env, Path(cwd or os.getcwd()).resolve())
+    job = _write_job(run_dir, script, args, job_env, Path(cwd or os.getcwd()).resolve())
 
     tried = accels()
     for i, accel in enumerate(tried):
@@ -223,7 +271,7 @@ def run_in_vm(script, timeout=300.0, *, env=None, cwd=None, run_dir=None, hwsim_
         (results / STATUS_FILE).unlink(missing_ok=True)
         bt = boot_timeout or (KVM_BOOT_TIMEOUT if accel == "kvm" and not last else BOOT_TIMEOUT)
         try:
-            proc, boot_s = _boot(argv, run_dir, bt, echo)
+            proc, boot_s = _boot(argv, run_dir, bt)
             break
         except VmError as e:
             if last:
@@ -268,6 +316,7 @@ def main(argv=None):
     sub.add_parser("prepare", help="fetch the kernel and build the initramfs (cached)")
     r = sub.add_parser("run", help="run SCRIPT in a VM; exit with its status")
     r.add_argument("script")
+    r.add_argument("args", nargs="*")
     r.add_argument("--timeout", type=float, default=300.0)
     r.add_argument("--hwsim-radios", type=int, default=0)
     r.add_argument("--keep", action="store_true", help="keep the run folder")
@@ -278,7 +327,7 @@ def main(argv=None):
 
     try:
         if a.cmd == "prepare":
-            img = image.prepare(log=log)
+            img = prepare(log=log)
             print("kernel %s (%s %s)\nboots %s\ninitramfs %s\nmodules %s\naccel %s"
                   % (img.kver, img.package, img.version, img.kernel, img.initramfs,
                      img.modules, " then ".join(accels())))
@@ -286,7 +335,7 @@ def main(argv=None):
         run_dir = Path(tempfile.mkdtemp(prefix="labgw-vm-"))
         keep = a.keep
         try:
-            run = run_in_vm(a.script, a.timeout, run_dir=run_dir, hwsim_radios=a.hwsim_radios,
+            run = run_in_vm(a.script, a.timeout, args=a.args, run_dir=run_dir, hwsim_radios=a.hwsim_radios,
                             echo=lambda line: print(line, flush=True), log=log)
             log("vm: exit status %d (%s, boot %.1f s, total %.1f s)"
                 % (run.status, run.accel, run.boot_seconds, run.seconds))
