@@ -12,7 +12,7 @@ python3-cryptography
 clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
 dbus bluez bluez-test-tools python3-dbus
-hostapd wpasupplicant iw
+hostapd wpasupplicant iw wireless-regdb
 "
 missing=""
 for p in $PKGS; do

@@ -46,6 +46,9 @@ MODULE_DIRS = ["kernel/crypto", "kernel/net/bluetooth"]
 
 INIT_FILES = [HERE / "initramfs" / "init", HERE / "initramfs" / "stage2"]
 BUSYBOX = Path("/bin/busybox")
+# cfg80211 loads the regulatory database while the initramfs is the root
+# (package wireless-regdb; without it, the world domain only)
+FIRMWARE = [Path("/lib/firmware/regulatory.db"), Path("/lib/firmware/regulatory.db.p7s")]
 
 
 class VmUnavailable(Exception):
@@ -104,7 +107,7 @@ def _spec_hash():
 def _initramfs_hash(kdir):
     h = hashlib.sha256()
     h.update((kdir / "kernel.json").read_bytes())
-    for f in INIT_FILES:
+    for f in INIT_FILES + [f for f in FIRMWARE if f.exists()]:
         h.update(f.read_bytes())
     h.update(str(BUSYBOX.stat().st_size).encode())
     return h.hexdigest()[:12]
@@ -264,8 +267,11 @@ def _build_initramfs(kdir, meta, out):
     tmp = Path(tempfile.mkdtemp(prefix="initramfs-", dir=kdir))
     try:
         t = tmp / "root"
-        for d in ("bin", "dev", "proc", "sys", "etc/labgw-vm", "lib/modules"):
+        for d in ("bin", "dev", "proc", "sys", "etc/labgw-vm", "lib/modules", "lib/firmware"):
             (t / d).mkdir(parents=True)
+        for f in FIRMWARE:
+            if f.exists():
+                shutil.copyfile(f, t / "lib/firmware" / f.name)
         shutil.copy2(BUSYBOX, t / "bin" / "busybox")
         (t / "bin" / "sh").symlink_to("busybox")
         for f in INIT_FILES:
