@@ -31,6 +31,7 @@ def test_script_runs_as_root_in_the_callers_cwd_with_env(check, vm_image):
     v = check.values
     assert (v["uname"], v["uid"], v["cwd"], v["vm"]) == (vm_image.kver, "0", REPO, "1")
     assert v["extra_env"] == "it's here"
+    assert v["repo"] == REPO
     assert "/usr/sbin" in v["path"].split(":") and "/usr/bin" in v["path"].split(":")
 
 

@@ -13,7 +13,8 @@ writes there is on the host when run_in_vm() returns.
     run.results / "steps.json"  # files the script wrote to $LABGW_VM_RESULTS
 
 Inside, the script runs with cwd = the caller's cwd, PATH set, and
-LABGW_VM=1, LABGW_VM_RESULTS=<results folder>, plus env=... . Its stdout and
+LABGW_VM=1, LABGW_VM_RESULTS=<results folder>, LABGW_REPO=<this checkout>,
+LABGW_BUILD if set here, plus env=... . Its stdout and
 stderr (together) are the output. Already loaded: virtio/9p/overlay,
 bluetooth, hci_vhci, cfg80211, mac80211, the crypto and AF_ALG modules;
 mac80211_hwsim with hwsim_radios=N, or `modprobe` it inside.
@@ -260,7 +261,9 @@ def run_in_vm(script, timeout=300.0, *, args=(), env=None, cwd=None, run_dir=Non
     for p in (run_dir, script):
         if any(c.isspace() or c in ",\"'\\" for c in str(p)):
             raise ValueError("paths given to the VM may not hold spaces, commas or quotes: %s" % p)
-    job_env = {"LABGW_VM": "1", "LABGW_VM_RESULTS": str(results)}
+    job_env = {"LABGW_VM": "1", "LABGW_VM_RESULTS": str(results), "LABGW_REPO": str(image.REPO)}
+    if "LABGW_BUILD" in os.environ:  # make check-vm sets it, as for the integration tests
+        job_env["LABGW_BUILD"] = os.environ["LABGW_BUILD"]
     job_env.update(env or {})
     job = _write_job(run_dir, script, args, job_env, Path(cwd or os.getcwd()).resolve())
 
