@@ -11,7 +11,7 @@ python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema
 python3-cryptography
 clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
-dbus bluez bluez-test-tools python3-dbus
+dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
 "
 missing=""
