@@ -332,6 +332,8 @@ def prepare(log=None):
                 if meta.get("spec") != _spec_hash():
                     meta = None
             if meta is None:
+                for stale in cache.glob("kernel-*"):  # an interrupted fetch (we hold the lock)
+                    shutil.rmtree(stale, ignore_errors=True)
                 log("vm: fetching %s %s into %s" % (pkg, version, cache))
                 _fetch_kernel(pkg, version, kdir)
                 meta = json.loads((kdir / "kernel.json").read_text())
