@@ -64,7 +64,7 @@ test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
 
-.PHONY: all help deps check check-unit check-integration run asan fuzz fmt install clean \
+.PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
 	bench bench-lorawan
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
@@ -77,6 +77,7 @@ help:
 	@echo "make            build labgwd, radio modules and tests into $(BUILD)/"
 	@echo "make run        run labgwd with simulated radios and a private broker"
 	@echo "make check      install missing packages, build, run every test suite"
+	@echo "make check-vm   run the real-radio tests in a qemu VM (tests/vm/)"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
 	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
 	@echo "make bench      run the benchmarks (JSON results in bench/results/)"
@@ -134,6 +135,11 @@ check-unit: all
 
 check-integration: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/integration
+
+# Real virtual radios in a qemu VM (tests/vm/README.md); skipped, with the
+# reason, where the VM cannot run. The kernel is cached in build/vm-cache/.
+check-vm: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/vm
 
 # GWMP ingest of the lorawan module to WebSocket delivery, against the sim
 # radio at the same rate; BENCH_ARGS e.g. "--rates 2600 --repeat 1 --duration 20"
