@@ -128,7 +128,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-unit check-integration
+	@$(MAKE) --no-print-directory check-unit check-integration check-vm
 
 check-unit: all
 	@tools/run-unit.sh $(BUILD)

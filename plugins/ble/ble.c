@@ -1576,8 +1576,16 @@ static int adv_registered(sd_bus_message *m, void *ud, sd_bus_error *ret)
 	if (e) {
 		char reason[200];
 
-		snprintf(reason, sizeof(reason), "bluetoothd refused the advertisement: %s",
-			 e->message ? e->message : e->name);
+		/* the kernel gives a non-connectable advertisement a private
+		 * address, which a controller without extended advertising
+		 * cannot change while it scans (and this radio always scans) */
+		snprintf(reason, sizeof(reason), "bluetoothd refused the advertisement: %s%s",
+			 e->message ? e->message : e->name,
+			 !a->connectable && s->discovering
+				 ? " (a non-connectable advertisement needs a private address, "
+				   "which this controller cannot take while it scans: try "
+				   "\"connectable\": true)"
+				 : "");
 		s->cnt.adv_failed++;
 		s->h->tx_status(s->r, a->cmd_id, LABGW_TX_FAILED, reason);
 		adv_free(s, a);

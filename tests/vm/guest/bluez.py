@@ -218,5 +218,7 @@ class BlueZ:
                                ADV_MANAGER).UnregisterAdvertisement(adv.path)
             except dbus.exceptions.DBusException:
                 pass
+            # free the path for the next advertisement
+            adv.remove_from_connection()
         self.adverts = []
 
