@@ -61,6 +61,13 @@ static void host_tx_status(void *ud, struct labgw_radio *r, const char *cmd_id,
 	policy_tx_status(d->policy, r, cmd_id, st, reason);
 }
 
+static void host_tx_result(void *ud, struct labgw_radio *r, const char *cmd_id,
+			   enum labgw_tx_status st, const char *reason, const json_t *result)
+{
+	struct labgwd *d = ud;
+	policy_tx_result(d->policy, r, cmd_id, st, reason, result);
+}
+
 static uint64_t host_next_seq(void *ud)
 {
 	return labgwd_next_seq(ud);
@@ -114,6 +121,7 @@ static const struct plugin_host_ops host_ops = {
 	.publish = host_publish,
 	.radio_changed = host_radio_changed,
 	.tx_status = host_tx_status,
+	.tx_result = host_tx_result,
 	.next_seq = host_next_seq,
 	.prepare = host_prepare,
 	.session_keys = host_session_keys,

@@ -1226,6 +1226,36 @@ static int svc_tx_status(struct labgw_radio *r, const char *cmd_id, enum labgw_t
 	return 0;
 }
 
+static int svc_tx_result(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
+			 const char *reason, const char *result_json)
+{
+	if (!result_json)
+		return svc_tx_status(r, cmd_id, st, reason);
+	if (!cmd_id || r->removing || strlen(result_json) > 65536)
+		return -EINVAL;
+	json_t *res = json_loads(result_json, JSON_REJECT_DUPLICATES, NULL);
+	if (!json_is_object(res)) {
+		json_decref(res);
+		return -EINVAL;
+	}
+	int rc = 0;
+	switch (st) {
+	case LABGW_TX_QUEUED:
+	case LABGW_TX_SENT:
+	case LABGW_TX_ACKED:
+	case LABGW_TX_FAILED:
+		if (r->h->ops->tx_result)
+			r->h->ops->tx_result(r->h->user_data, r, cmd_id, st, reason, res);
+		else if (r->h->ops->tx_status)
+			r->h->ops->tx_status(r->h->user_data, r, cmd_id, st, reason);
+		break;
+	default:
+		rc = -EINVAL;
+	}
+	json_decref(res);
+	return rc;
+}
+
 static bool svc_lorawan_session_keys(struct labgw_radio *r, const char *dev_addr,
 				     uint8_t nwkskey[16], uint8_t appskey[16])
 {
@@ -1269,6 +1299,7 @@ static const struct labgw_host host_services = {
 	.audit = svc_audit,
 	.device_claimed = svc_device_claimed,
 	.ble_irks = svc_ble_irks,
+	.tx_result = svc_tx_result,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

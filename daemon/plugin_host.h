@@ -32,6 +32,9 @@ struct plugin_host_ops {
 	/* An accepted command made progress. */
 	void (*tx_status)(void *user_data, struct labgw_radio *r, const char *cmd_id,
 			  enum labgw_tx_status st, const char *reason);
+	/* Optional: the same with a result object (labgw_host 1.4); borrowed. */
+	void (*tx_result)(void *user_data, struct labgw_radio *r, const char *cmd_id,
+			  enum labgw_tx_status st, const char *reason, const json_t *result);
 	/* Next frame sequence number and the time to stamp (µs since epoch). */
 	uint64_t (*next_seq)(void *user_data);
 	/* Optional: a module's frame just before it is sealed (to mark claims). */

@@ -27,6 +27,7 @@ struct pending {
 	unsigned ndeferred;
 	enum labgw_tx_status deferred[3];
 	char deferred_reason[3][128];
+	json_t *deferred_result[3];
 	struct pending *next;
 };
 
@@ -36,6 +37,13 @@ struct policy {
 	unsigned npending;
 	uint64_t next_id;
 };
+
+static void pending_free(struct pending *c)
+{
+	for (unsigned i = 0; i < c->ndeferred; i++)
+		json_decref(c->deferred_result[i]);
+	free(c);
+}
 
 struct policy *policy_new(struct labgwd *d)
 {
@@ -52,7 +60,7 @@ void policy_free(struct policy *p)
 	while (p->pending) {
 		struct pending *c = p->pending;
 		p->pending = c->next;
-		free(c);
+		pending_free(c);
 	}
 	free(p);
 }
@@ -76,7 +84,7 @@ static int refuse(struct policy_result *res, const char *code, const char *fmt, 
 }
 
 static void publish_status(struct policy *p, const struct pending *c, enum labgw_tx_status st,
-			   const char *reason)
+			   const char *reason, const json_t *result)
 {
 	static const char *const names[] = {[LABGW_TX_QUEUED] = "queued",
 					    [LABGW_TX_SENT] = "sent",
@@ -92,6 +100,8 @@ static void publish_status(struct policy *p, const struct pending *c, enum labgw
 		json_t *r = json_string(reason);
 		frame_set(f, LABGW_DATA, "reason", r ? r : json_string("(not UTF-8)"));
 	}
+	if (result)
+		frame_set(f, LABGW_DATA, "result", json_deep_copy(result));
 	if (frame_seal(f, labgwd_next_seq(d), time_now_us()) == 0) {
 		char topic[256];
 		snprintf(topic, sizeof(topic), "labgw/v1/sbx/%s/tx/%s/%s/%s/status", c->sbx,
@@ -112,7 +122,7 @@ static void pending_drop(struct policy *p, struct pending *c)
 	for (struct pending **cp = &p->pending; *cp; cp = &(*cp)->next) {
 		if (*cp == c) {
 			*cp = c->next;
-			free(c);
+			pending_free(c);
 			p->npending--;
 			return;
 		}
@@ -133,9 +143,9 @@ static void expire(struct policy *p)
 			cp = &c->next;
 			continue;
 		}
-		publish_status(p, c, LABGW_TX_FAILED, "no final status from the radio in time");
+		publish_status(p, c, LABGW_TX_FAILED, "no final status from the radio in time", NULL);
 		*cp = c->next;
-		free(c);
+		pending_free(c);
 		p->npending--;
 	}
 }
@@ -149,9 +159,9 @@ void policy_radio_gone(struct policy *p, const char *radio)
 			cp = &c->next;
 			continue;
 		}
-		publish_status(p, c, LABGW_TX_FAILED, "radio removed");
+		publish_status(p, c, LABGW_TX_FAILED, "radio removed", NULL);
 		*cp = c->next;
-		free(c);
+		pending_free(c);
 		p->npending--;
 	}
 }
@@ -327,12 +337,13 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	res->result = json_pack("{s:s,s:s}", "tx", c->id, "status", "queued");
 	if (tc.airtime_ms)
 		json_object_set_new(res->result, "airtime_ms", json_integer(tc.airtime_ms));
-	publish_status(p, c, LABGW_TX_QUEUED, NULL);
+	publish_status(p, c, LABGW_TX_QUEUED, NULL, NULL);
 	/* then what the module reported at once, in its order */
 	bool done = false;
 	for (unsigned i = 0; i < c->ndeferred; i++) {
 		publish_status(p, c, c->deferred[i],
-			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL);
+			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL,
+			       c->deferred_result[i]);
 		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
 	}
 	if (done)
@@ -420,8 +431,8 @@ int policy_submit(struct policy *p, const struct principal *who, const char *top
 	return submit(p, who, lv, n, payload, res);
 }
 
-void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,
-		      enum labgw_tx_status st, const char *reason)
+void policy_tx_result(struct policy *p, struct labgw_radio *r, const char *cmd_id,
+		      enum labgw_tx_status st, const char *reason, const json_t *result)
 {
 	struct pending *c;
 	for (c = p->pending; c; c = c->next)
@@ -436,44 +447,68 @@ void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_i
 			c->deferred[c->ndeferred] = st;
 			snprintf(c->deferred_reason[c->ndeferred], sizeof(c->deferred_reason[0]),
 				 "%s", reason ? reason : "");
+			c->deferred_result[c->ndeferred] = result ? json_deep_copy(result) : NULL;
 			c->ndeferred++;
 		}
 		return;
 	}
-	publish_status(p, c, st, reason);
+	publish_status(p, c, st, reason, result);
 	if (st == LABGW_TX_ACKED || st == LABGW_TX_FAILED)
 		pending_drop(p, c);
 }
 
-void policy_lease_ended(struct policy *p, const char *sbx, const char *resource)
+void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,
+		      enum labgw_tx_status st, const char *reason)
 {
-	struct labgwd *d = p->d;
-	char radio[64], id[48], errbuf[256];
-	const char *colon = strchr(resource, ':');
-	if (!colon || (size_t)(colon - resource) >= sizeof(radio))
-		return;
-	snprintf(radio, sizeof(radio), "%.*s", (int)(colon - resource), resource);
-	struct labgw_radio *r = plugin_host_find(d->host, radio);
-	if (!r || radio_get_state(r) != RADIO_UP)
-		return;
-	json_t *body = json_pack("{s:s,s:s}", "resource", resource, "sbx", sbx);
+	policy_tx_result(p, r, cmd_id, st, reason, NULL);
+}
+
+/* Tells radio r of something that ended (op "lease.ended" or "claim.ended"). */
+static void notify_radio(struct policy *p, struct labgw_radio *r, const char *sbx,
+			 const char *op, json_t *body)
+{
+	char id[48], errbuf[256];
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
 	if (!text)
 		return;
-	snprintf(id, sizeof(id), "lease-%016llx", (unsigned long long)++p->next_id);
+	snprintf(id, sizeof(id), "note-%016llx", (unsigned long long)++p->next_id);
 	struct labgw_command cmd = {
 		.size = sizeof(cmd),
 		.id = id,
 		.sbx = sbx,
-		.op = "lease.ended",
+		.op = op,
 		.body = text,
 		.body_len = strlen(text),
 	};
-	int rc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
+	int rc = plugin_host_command(p->d->host, r, &cmd, errbuf, sizeof(errbuf));
 	/* a module with nothing to stop may not know the op */
 	if (rc < 0 && rc != -ENOTSUP)
-		log_warning("radio %s: the end of lease %s of %s: %s", radio, resource, sbx,
-			    errbuf);
+		log_warning("radio %s: %s of %s: %s", radio_name(r), op, sbx, errbuf);
 	free(text);
+}
+
+void policy_lease_ended(struct policy *p, const char *sbx, const char *resource)
+{
+	char radio[64];
+	const char *colon = strchr(resource, ':');
+	if (!colon || (size_t)(colon - resource) >= sizeof(radio))
+		return;
+	snprintf(radio, sizeof(radio), "%.*s", (int)(colon - resource), resource);
+	struct labgw_radio *r = plugin_host_find(p->d->host, radio);
+	if (!r || radio_get_state(r) != RADIO_UP)
+		return;
+	notify_radio(p, r, sbx, "lease.ended",
+		     json_pack("{s:s,s:s}", "resource", resource, "sbx", sbx));
+}
+
+void policy_claim_ended(struct policy *p, const char *sbx, uint32_t tech, const char *dev)
+{
+	for (struct labgw_radio *r = plugin_host_first(p->d->host); r; r = plugin_host_next(r)) {
+		if (!(radio_techs(r) & tech) || radio_get_state(r) != RADIO_UP)
+			continue;
+		notify_radio(p, r, sbx, "claim.ended",
+			     json_pack("{s:s,s:s,s:s}", "tech", frame_tech_name(tech), "dev", dev,
+				       "sbx", sbx));
+	}
 }

@@ -37,12 +37,18 @@ int policy_submit(struct policy *p, const struct principal *who, const char *top
 /* A radio reports progress of a command (plugin host op). */
 void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,
 		      enum labgw_tx_status st, const char *reason);
+/* The same with a result object (borrowed), published as "result". */
+void policy_tx_result(struct policy *p, struct labgw_radio *r, const char *cmd_id,
+		      enum labgw_tx_status st, const char *reason, const json_t *result);
 
 /* A radio went away: its unfinished commands fail with "radio removed". */
 void policy_radio_gone(struct policy *p, const char *radio);
 /* A lease of `resource` ("radio:kind") held by `sbx` ended: the radio is
  * told (op "lease.ended") so that what the lease allowed stops. */
 void policy_lease_ended(struct policy *p, const char *sbx, const char *resource);
+/* A claim ended (released, or with its sandbox): radios of the tech are told
+ * (op "claim.ended") so that sessions with the device close. */
+void policy_claim_ended(struct policy *p, const char *sbx, uint32_t tech, const char *dev);
 
 /* Commands accepted and not yet finished. */
 unsigned policy_pending(const struct policy *p);

@@ -1415,7 +1415,10 @@ int api_sandbox_delete(struct sandboxes *sb, const struct principal *who, const 
 	struct sbx_claims_ctx cc = {.sbx = sbx, .out = victims, .cap = ARRAY_SIZE(victims)};
 	smap_each(sb->claims, claims_of, &cc);
 	for (size_t i = 0; i < cc.n; i++) {
-		free(smap_remove(sb->claims, victims[i]));
+		struct claim_entry *ce = smap_remove(sb->claims, victims[i]);
+		if (ce && sb->d->policy)
+			policy_claim_ended(sb->d->policy, sbx, ce->c.tech, ce->c.dev);
+		free(ce);
 		free(victims[i]);
 	}
 	sb->claims_gen++;
@@ -1777,6 +1780,8 @@ int api_claim_delete(struct sandboxes *sb, const struct principal *who, const ch
 		return store_fail(err, rc);
 	free(smap_remove(sb->claims, k));
 	sb->claims_gen++;
+	if (sb->d->policy)
+		policy_claim_ended(sb->d->policy, sbx, tech, dev);
 	struct sbx_entry *s = sbx_find(sb, sbx);
 	if (s && s->claims)
 		s->claims--;

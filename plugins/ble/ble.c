@@ -56,13 +56,21 @@
 #include "base64.h"
 #include "rpa.h"
 
-#define BLUEZ		   "org.bluez"
-#define IFACE_ADAPTER	   "org.bluez.Adapter1"
-#define IFACE_DEVICE	   "org.bluez.Device1"
-#define IFACE_PROPS	   "org.freedesktop.DBus.Properties"
-#define IFACE_OBJMGR	   "org.freedesktop.DBus.ObjectManager"
-#define IFACE_ADVMGR	   "org.bluez.LEAdvertisingManager1"
-#define IFACE_ADV	   "org.bluez.LEAdvertisement1"
+#define BLUEZ		"org.bluez"
+#define IFACE_ADAPTER	"org.bluez.Adapter1"
+#define IFACE_DEVICE	"org.bluez.Device1"
+#define IFACE_PROPS	"org.freedesktop.DBus.Properties"
+#define IFACE_OBJMGR	"org.freedesktop.DBus.ObjectManager"
+#define IFACE_ADVMGR	"org.bluez.LEAdvertisingManager1"
+#define IFACE_ADV	"org.bluez.LEAdvertisement1"
+#define IFACE_GATT_SVC	"org.bluez.GattService1"
+#define IFACE_GATT_CHAR "org.bluez.GattCharacteristic1"
+#define GATT_SVCS_MAX	256 /* services followed, over all connected devices */
+#define GATT_CHARS_MAX	1024
+#define GATT_VALUE_MAX	512
+#define CONNECT_QUIET_MS                                                                           \
+	10000 /* no discovery restart while a link comes up */ /* the longest attribute value      \
+								  (Core Vol 3 Part F 3.2.9) */
 #define PATH_MAX_LEN	   128
 #define TICK_MS		   1000
 #define RECONNECT_MS	   2000
@@ -127,7 +135,29 @@ struct dev {
 	struct dev_other other[DEV_OTHER_MAX];
 	uint64_t heard_ms; /* 0: not heard by us yet */
 	bool removing;	   /* RemoveDevice sent */
+	bool services_resolved;
+	/* the identity address a claimed IRK resolved this address to */
+	char identity[BLE_ADDR_STR_LEN];
+	/* the sandbox that connected to it through us ("" none) */
+	char gatt_sbx[64];
 };
+
+struct gatt_svc {
+	char path[PATH_MAX_LEN];
+	struct ble_uuid uuid;
+	bool primary;
+};
+
+struct gatt_char {
+	char path[PATH_MAX_LEN];
+	char svc_path[PATH_MAX_LEN];
+	struct ble_uuid uuid;
+	char flags[128]; /* "read,notify" */
+	bool notifying;
+	bool ours; /* a sandbox asked for its notifications */
+};
+
+struct gatt_call;
 
 /* A claimed identity resolving key, ready to resolve with. */
 struct irk_ent {
@@ -168,7 +198,7 @@ struct advert {
 struct counters {
 	uint64_t adverts, rpa_resolved, not_published, dbus_bad, discovery_starts,
 		discovery_restarts, devices_removed, bluez_restarts, bus_reconnects, adv_registered,
-		adv_failed;
+		adv_failed, notifications;
 };
 
 struct ble {
@@ -195,6 +225,9 @@ struct ble {
 	uint64_t discovery_started_ms; /* when we last asked to start */
 	uint64_t last_advert_ms;
 	uint64_t sweep_at_ms;
+	/* discovery is left off until then: the kernel stops scanning to make
+	 * a connection, and scanning again at once disturbs its set-up */
+	uint64_t quiet_until_ms;
 	char last_error[160];
 	/* devices */
 	struct dev *hash[DEV_BUCKETS];
@@ -210,6 +243,12 @@ struct ble {
 	/* advertisements: the one on the air first, then those being ended */
 	struct advert *adverts;
 	unsigned adv_serial;
+	/* GATT objects of connected devices, and operations in flight */
+	struct gatt_svc svcs[GATT_SVCS_MAX];
+	unsigned n_svcs;
+	struct gatt_char chars[GATT_CHARS_MAX];
+	unsigned n_chars;
+	struct gatt_call *gcalls;
 	struct counters cnt;
 };
 
@@ -221,6 +260,13 @@ static uint64_t now_ms(struct ble *s)
 static void bus_arm(struct ble *s);
 static void bus_lost(struct ble *s, int err);
 static int publish_state(struct ble *s);
+static int read_gatt_props(struct ble *s, sd_bus_message *m, const char *path, bool is_char,
+			   struct blob *value, bool *has_value);
+static void gatt_forget(struct ble *s, const char *path);
+static struct gatt_char *chr_find(struct ble *s, const char *path);
+static void publish_notify(struct ble *s, struct gatt_char *c, const struct blob *value);
+static void gatt_close(struct ble *s, struct dev *d, const char *why);
+static void gcall_fail_all(struct ble *s, const char *why);
 
 static void note_error(struct ble *s, const char *what, const sd_bus_error *e, int rc)
 {
@@ -286,8 +332,11 @@ static void lru_push(struct ble *s, struct dev *d)
 	s->lru_tail = d;
 }
 
+static void gatt_forget_under(struct ble *s, const char *dpath);
+
 static void dev_free(struct ble *s, struct dev *d)
 {
+	gatt_forget_under(s, d->path);
 	struct dev **pp = &s->hash[path_hash(d->path)];
 
 	while (*pp && *pp != d)
@@ -314,6 +363,16 @@ static bool our_device_path(const struct ble *s, const char *path)
 
 	return !strncmp(path, s->adapter_path, n) && !strncmp(path + n, "/dev_", 5) &&
 	       strlen(path) < PATH_MAX_LEN && !strchr(path + n + 1, '/');
+}
+
+/* A GATT object under one of our device objects */
+static bool our_gatt_path(const struct ble *s, const char *path)
+{
+	size_t n = strlen(s->adapter_path);
+	const char *p = path + n;
+
+	return !strncmp(path, s->adapter_path, n) && !strncmp(p, "/dev_", 5) &&
+	       strchr(p + 1, '/') && strlen(path) < PATH_MAX_LEN;
 }
 
 static void remove_device(struct ble *s, struct dev *d);
@@ -514,6 +573,7 @@ static const struct prop_sig device_props[] = {
 	{"Appearance", "q"},
 	{"Connected", "b"},
 	{"Paired", "b"},
+	{"ServicesResolved", "b"},
 	{"UUIDs", "as"},
 	{"ManufacturerData", "a{qv}"},
 	{"ServiceData", "a{sv}"},
@@ -631,6 +691,10 @@ static int read_device_props(struct ble *s, sd_bus_message *m, struct dev *d)
 			if ((rc = read_variant_basic(m, 'b', &b)) < 0)
 				return rc;
 			d->paired = b;
+		} else if (!strcmp(k, "ServicesResolved")) {
+			if ((rc = read_variant_basic(m, 'b', &b)) < 0)
+				return rc;
+			d->services_resolved = b;
 		} else if (!strcmp(k, "UUIDs")) {
 			if ((rc = read_uuids(m, d)) < 0)
 				return rc;
@@ -811,6 +875,8 @@ static void publish_adv(struct ble *s, struct dev *d)
 			if (meta.identity)
 				s->cnt.rpa_resolved++;
 		}
+		snprintf(d->identity, sizeof(d->identity), "%s",
+			 meta.identity ? meta.identity : "");
 	}
 	d->heard_ms = now_ms(s);
 	s->last_advert_ms = d->heard_ms;
@@ -852,6 +918,7 @@ static void adapter_reset(struct ble *s)
 	s->power_pending = s->discovery_pending = false;
 	s->adapter_addr[0] = 0;
 	dev_clear_all(s);
+	s->n_svcs = s->n_chars = 0;
 	/* an adapter that went away took its advertisements along */
 	adv_free_all(s);
 	s->state_dirty = true;
@@ -1013,7 +1080,7 @@ static void adapter_drive(struct ble *s)
 		}
 		return;
 	}
-	if (!s->discovering && !s->discovery_pending)
+	if (!s->discovering && !s->discovery_pending && now_ms(s) >= s->quiet_until_ms)
 		discovery_start(s);
 }
 
@@ -1052,6 +1119,15 @@ static int read_object(struct ble *s, sd_bus_message *m, const char *path, bool 
 			 * one from bluetoothd's cache has none */
 			if (announce && d->has_rssi)
 				publish_adv(s, d);
+		} else if ((!strcmp(iface, IFACE_GATT_SVC) || !strcmp(iface, IFACE_GATT_CHAR)) &&
+			   our_gatt_path(s, path)) {
+			struct blob value;
+			bool has_value = false;
+
+			rc = read_gatt_props(s, m, path, !strcmp(iface, IFACE_GATT_CHAR), &value,
+					     &has_value);
+			if (rc < 0)
+				return rc;
 		} else if ((rc = sd_bus_message_skip(m, "a{sv}")) < 0) {
 			return rc;
 		}
@@ -1117,6 +1193,8 @@ static int on_interfaces_removed(sd_bus_message *m, void *ud, sd_bus_error *ret)
 
 			if (d)
 				dev_free(s, d);
+		} else if (!strcmp(iface, IFACE_GATT_SVC) || !strcmp(iface, IFACE_GATT_CHAR)) {
+			gatt_forget(s, path);
 		}
 	}
 	if (rc < 0)
@@ -1159,6 +1237,25 @@ static int on_properties_changed(sd_bus_message *m, void *ud, sd_bus_error *ret)
 		}
 		if (rc < 0)
 			bad_message(s, "PropertiesChanged", rc);
+		if (!d->connected && d->gatt_sbx[0]) {
+			/* the link went down: what a sandbox opened is gone */
+			size_t n = strlen(d->path);
+
+			for (unsigned i = 0; i < s->n_chars; i++)
+				if (!strncmp(s->chars[i].path, d->path, n))
+					s->chars[i].ours = false;
+			d->gatt_sbx[0] = 0;
+		}
+	} else if (!strcmp(iface, IFACE_GATT_CHAR) && our_gatt_path(s, path)) {
+		struct blob value;
+		bool has_value = false;
+		struct gatt_char *c;
+
+		rc = read_gatt_props(s, m, path, true, &value, &has_value);
+		if (rc < 0)
+			bad_message(s, "PropertiesChanged", rc);
+		else if (has_value && (c = chr_find(s, path)) && c->ours)
+			publish_notify(s, c, &value);
 	}
 	return 0;
 }
@@ -1325,6 +1422,7 @@ static void bus_close(struct ble *s)
 	s->bus_timer_at = 0;
 	/* bluetoothd drops the advertisements of a client that leaves */
 	adv_free_all(s);
+	gcall_fail_all(s, "the connection to bluetoothd was closed");
 	if (s->bus)
 		sd_bus_flush_close_unref(s->bus);
 	s->bus = NULL;
@@ -1724,6 +1822,12 @@ static int lease_ended(struct ble *s, json_t *body)
 	const char *kind = res ? strrchr(res, ':') : NULL;
 	struct advert *a, *next;
 
+	if (kind && sbx && !strcmp(kind, ":gatt") && s->bus) {
+		for (struct dev *d = s->lru_head; d; d = d->lru_next)
+			if (d->gatt_sbx[0] && !strcmp(d->gatt_sbx, sbx))
+				gatt_close(s, d, "the lease ended");
+		return 0;
+	}
 	if (!kind || !sbx || strcmp(kind, ":adv"))
 		return 0;
 	for (a = s->adverts; a; a = next) {
@@ -1731,6 +1835,527 @@ static int lease_ended(struct ble *s, json_t *body)
 		if (!strcmp(a->sbx, sbx))
 			adv_end(s, a, "the lease ended");
 	}
+	return 0;
+}
+
+/* ---- GATT for claimed devices ------------------------------------------- */
+
+static struct gatt_svc *svc_find(struct ble *s, const char *path)
+{
+	for (unsigned i = 0; i < s->n_svcs; i++)
+		if (!strcmp(s->svcs[i].path, path))
+			return &s->svcs[i];
+	return NULL;
+}
+
+static struct gatt_char *chr_find(struct ble *s, const char *path)
+{
+	for (unsigned i = 0; i < s->n_chars; i++)
+		if (!strcmp(s->chars[i].path, path))
+			return &s->chars[i];
+	return NULL;
+}
+
+/* the device object a GATT object lies under, or NULL */
+static struct dev *gatt_owner(struct ble *s, const char *path)
+{
+	char dpath[PATH_MAX_LEN];
+	const char *p = path + strlen(s->adapter_path) + 1;
+	const char *slash = strchr(p, '/');
+
+	if (!slash || (size_t)(slash - path) >= sizeof(dpath))
+		return NULL;
+	snprintf(dpath, sizeof(dpath), "%.*s", (int)(slash - path), path);
+	return dev_find(s, dpath);
+}
+
+static void gatt_forget_under(struct ble *s, const char *dpath)
+{
+	size_t n = strlen(dpath);
+
+	for (unsigned i = 0; i < s->n_chars;) {
+		if (!strncmp(s->chars[i].path, dpath, n) && s->chars[i].path[n] == '/')
+			s->chars[i] = s->chars[--s->n_chars];
+		else
+			i++;
+	}
+	for (unsigned i = 0; i < s->n_svcs;) {
+		if (!strncmp(s->svcs[i].path, dpath, n) && s->svcs[i].path[n] == '/')
+			s->svcs[i] = s->svcs[--s->n_svcs];
+		else
+			i++;
+	}
+}
+
+static void gatt_forget(struct ble *s, const char *path)
+{
+	struct gatt_char *c = chr_find(s, path);
+	struct gatt_svc *v = svc_find(s, path);
+
+	if (c)
+		*c = s->chars[--s->n_chars];
+	if (v)
+		*v = s->svcs[--s->n_svcs];
+}
+
+/* GattService1 / GattCharacteristic1 properties (InterfacesAdded and
+ * PropertiesChanged); returns the Value read, if any, through *value. */
+static int read_gatt_props(struct ble *s, sd_bus_message *m, const char *path, bool is_char,
+			   struct blob *value, bool *has_value)
+{
+	struct gatt_char *c = is_char ? chr_find(s, path) : NULL;
+	struct gatt_svc *v = is_char ? NULL : svc_find(s, path);
+	int rc;
+
+	if (is_char && !c) {
+		if (s->n_chars >= GATT_CHARS_MAX)
+			return sd_bus_message_skip(m, "a{sv}");
+		c = &s->chars[s->n_chars++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->path, sizeof(c->path), "%s", path);
+	}
+	if (!is_char && !v) {
+		if (s->n_svcs >= GATT_SVCS_MAX)
+			return sd_bus_message_skip(m, "a{sv}");
+		v = &s->svcs[s->n_svcs++];
+		memset(v, 0, sizeof(*v));
+		snprintf(v->path, sizeof(v->path), "%s", path);
+	}
+	if ((rc = sd_bus_message_enter_container(m, 'a', "{sv}")) < 0)
+		return rc;
+	while ((rc = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+		const char *k, *str;
+		const char *contents;
+		char type;
+		int b;
+
+		if ((rc = sd_bus_message_read_basic(m, 's', &k)) < 0 ||
+		    (rc = sd_bus_message_peek_type(m, &type, &contents)) < 0)
+			return rc;
+		if (!strcmp(k, "UUID") && contents && !strcmp(contents, "s")) {
+			if ((rc = read_variant_basic(m, 's', &str)) < 0)
+				return rc;
+			if (!ble_uuid_parse(str, is_char ? &c->uuid : &v->uuid))
+				s->cnt.dbus_bad++;
+		} else if (!strcmp(k, "Service") && is_char && contents && !strcmp(contents, "o")) {
+			if ((rc = read_variant_basic(m, 'o', &str)) < 0)
+				return rc;
+			snprintf(c->svc_path, sizeof(c->svc_path), "%s", str);
+		} else if (!strcmp(k, "Primary") && !is_char && contents &&
+			   !strcmp(contents, "b")) {
+			if ((rc = read_variant_basic(m, 'b', &b)) < 0)
+				return rc;
+			v->primary = b;
+		} else if (!strcmp(k, "Notifying") && is_char && contents &&
+			   !strcmp(contents, "b")) {
+			if ((rc = read_variant_basic(m, 'b', &b)) < 0)
+				return rc;
+			c->notifying = b;
+		} else if (!strcmp(k, "Flags") && is_char && contents && !strcmp(contents, "as")) {
+			if ((rc = enter_variant(m, "as")) < 0 ||
+			    (rc = sd_bus_message_enter_container(m, 'a', "s")) < 0)
+				return rc;
+			c->flags[0] = 0;
+			while ((rc = sd_bus_message_read_basic(m, 's', &str)) > 0) {
+				size_t used = strlen(c->flags);
+
+				snprintf(c->flags + used, sizeof(c->flags) - used, "%s%s",
+					 used ? "," : "", str);
+			}
+			if (rc < 0 || (rc = sd_bus_message_exit_container(m)) < 0 ||
+			    (rc = sd_bus_message_exit_container(m)) < 0)
+				return rc;
+		} else if (!strcmp(k, "Value") && is_char && contents && !strcmp(contents, "ay")) {
+			if ((rc = enter_variant(m, "ay")) < 0 || (rc = read_bytes(m, value)) < 0 ||
+			    (rc = sd_bus_message_exit_container(m)) < 0)
+				return rc;
+			*has_value = true;
+		} else if ((rc = sd_bus_message_skip(m, "v")) < 0) {
+			return rc;
+		}
+		if ((rc = sd_bus_message_exit_container(m)) < 0)
+			return rc;
+	}
+	if (rc < 0)
+		return rc;
+	return sd_bus_message_exit_container(m);
+}
+
+/* A notification (or indication) of a characteristic a sandbox subscribed. */
+static void publish_notify(struct ble *s, struct gatt_char *c, const struct blob *value)
+{
+	struct dev *d = gatt_owner(s, c->path);
+	struct gatt_svc *v = svc_find(s, c->svc_path);
+	struct labgw_frame *f;
+	char u[BLE_UUID_STR_LEN];
+	int rc;
+
+	if (!d || !d->addr[0] || !c->ours)
+		return;
+	f = s->h->frame_new(s->r, LABGW_TECH_BLE, "rx.ble.notify");
+	if (!f)
+		return;
+	s->cnt.notifications++;
+	s->state_dirty = true;
+	rc = s->h->frame_set_dev(f, d->identity[0] ? d->identity : d->addr);
+	ble_uuid_str(&c->uuid, u);
+	if (rc >= 0)
+		rc = s->h->frame_set_str(f, LABGW_DATA, "char", u);
+	if (rc >= 0 && v) {
+		ble_uuid_str(&v->uuid, u);
+		rc = s->h->frame_set_str(f, LABGW_DATA, "service", u);
+	}
+	if (rc >= 0)
+		rc = s->h->frame_set_hex(f, LABGW_DATA, "value", value->data, value->len);
+	if (rc >= 0 && value->len)
+		rc = s->h->frame_set_payload(f, value->data, value->len);
+	if (rc < 0) {
+		s->h->frame_discard(f);
+		return;
+	}
+	s->h->publish(f);
+}
+
+/* An operation in flight: its answer settles the transmit's status. */
+struct gatt_call {
+	struct gatt_call *next;
+	struct ble *s;
+	sd_bus_slot *slot;
+	char cmd_id[64];
+	char path[PATH_MAX_LEN]; /* the device or characteristic */
+	char sbx[64];
+	enum gatt_op {
+		G_CONNECT,
+		G_DISCONNECT,
+		G_READ,
+		G_WRITE,
+		G_NOTIFY,
+		G_UNNOTIFY,
+	} op;
+};
+
+static void gcall_free(struct ble *s, struct gatt_call *g)
+{
+	struct gatt_call **pp = &s->gcalls;
+
+	while (*pp && *pp != g)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = g->next;
+	sd_bus_slot_unref(g->slot);
+	free(g);
+}
+
+/* bluetoothd went away or we stopped: the operations in flight failed */
+static void gcall_fail_all(struct ble *s, const char *why)
+{
+	while (s->gcalls) {
+		s->h->tx_status(s->r, s->gcalls->cmd_id, LABGW_TX_FAILED, why);
+		gcall_free(s, s->gcalls);
+	}
+}
+
+static int gcall_done(sd_bus_message *m, void *ud, sd_bus_error *ret)
+{
+	struct gatt_call *g = ud;
+	struct ble *s = g->s;
+	const sd_bus_error *e = sd_bus_message_get_error(m);
+	char reason[200];
+
+	if (e) {
+		snprintf(reason, sizeof(reason), "bluetoothd: %s",
+			 e->message ? e->message : e->name);
+		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_FAILED, reason);
+		gcall_free(s, g);
+		return 0;
+	}
+	switch (g->op) {
+	case G_CONNECT: {
+		struct dev *d = dev_find(s, g->path);
+
+		if (d)
+			snprintf(d->gatt_sbx, sizeof(d->gatt_sbx), "%s", g->sbx);
+		/* and while its services are discovered */
+		s->quiet_until_ms = now_ms(s) + CONNECT_QUIET_MS / 2;
+		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_ACKED, NULL);
+		break;
+	}
+	case G_READ: {
+		const void *p;
+		size_t n = 0;
+		char *b64 = NULL, *json = NULL;
+		int rc = sd_bus_message_read_array(m, 'y', &p, &n);
+
+		if (rc >= 0 && n <= GATT_VALUE_MAX && (b64 = malloc(base64_encoded_len(n) + 1))) {
+			base64_encode(p, n, b64);
+			json = malloc(strlen(b64) + 16);
+		}
+		if (json) {
+			sprintf(json, "{\"value\":\"%s\"}", b64);
+			s->h->tx_result(s->r, g->cmd_id, LABGW_TX_ACKED, NULL, json);
+		} else {
+			s->h->tx_status(s->r, g->cmd_id, LABGW_TX_FAILED,
+					"the value read could not be passed on");
+		}
+		free(b64);
+		free(json);
+		break;
+	}
+	case G_NOTIFY:
+	case G_UNNOTIFY: {
+		struct gatt_char *c = chr_find(s, g->path);
+
+		if (c)
+			c->ours = g->op == G_NOTIFY;
+		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_ACKED, NULL);
+		break;
+	}
+	case G_DISCONNECT:
+	case G_WRITE:
+		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_ACKED, NULL);
+		break;
+	}
+	gcall_free(s, g);
+	return 0;
+}
+
+/* Starts op on `path` (iface.method with `types` and arguments). */
+static int gcall(struct ble *s, const struct labgw_command *cmd, enum gatt_op op, const char *path,
+		 const char *iface, const char *method, sd_bus_message *args, char *errbuf,
+		 size_t errlen)
+{
+	struct gatt_call *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (!g)
+		return refuse(errbuf, errlen, -ENOMEM, "out of memory");
+	g->s = s;
+	g->op = op;
+	snprintf(g->cmd_id, sizeof(g->cmd_id), "%s", cmd->id);
+	snprintf(g->path, sizeof(g->path), "%s", path);
+	snprintf(g->sbx, sizeof(g->sbx), "%s", cmd->sbx ? cmd->sbx : "");
+	if (args) {
+		rc = sd_bus_call_async(s->bus, &g->slot, args, gcall_done, g,
+				       op == G_CONNECT ? 30 * 1000 * 1000 : CALL_TIMEOUT_US);
+	} else {
+		rc = sd_bus_call_method_async(s->bus, &g->slot, BLUEZ, path, iface, method,
+					      gcall_done, g, NULL);
+	}
+	if (rc < 0) {
+		free(g);
+		return refuse(errbuf, errlen, -EIO, "cannot talk to bluetoothd: %s", strerror(-rc));
+	}
+	g->next = s->gcalls;
+	s->gcalls = g;
+	s->h->tx_status(s->r, cmd->id, LABGW_TX_SENT, NULL);
+	return 0;
+}
+
+static struct dev *dev_by_addr(struct ble *s, const char *addr)
+{
+	/* the address heard, or the identity address a claimed key resolved */
+	for (struct dev *d = s->lru_tail; d; d = d->lru_prev)
+		if (!strcasecmp(d->addr, addr) || !strcasecmp(d->identity, addr))
+			return d;
+	return NULL;
+}
+
+static struct gatt_char *chr_of(struct ble *s, const struct dev *d, const char *uuid_s)
+{
+	struct ble_uuid u;
+	size_t n = strlen(d->path);
+
+	if (!uuid_s || !ble_uuid_parse(uuid_s, &u))
+		return NULL;
+	for (unsigned i = 0; i < s->n_chars; i++)
+		if (!strncmp(s->chars[i].path, d->path, n) && s->chars[i].path[n] == '/' &&
+		    ble_uuid_equal(&s->chars[i].uuid, &u))
+			return &s->chars[i];
+	return NULL;
+}
+
+/* {"services":[{"uuid","primary","chars":[{"uuid","flags":[...]}]}]} */
+static char *services_json(struct ble *s, const struct dev *d)
+{
+	json_t *list = json_array(), *out;
+	size_t n = strlen(d->path);
+	char u[BLE_UUID_STR_LEN], *text;
+
+	for (unsigned i = 0; list && i < s->n_svcs; i++) {
+		const struct gatt_svc *v = &s->svcs[i];
+		json_t *chars = json_array();
+
+		if (strncmp(v->path, d->path, n) || v->path[n] != '/')
+			continue;
+		for (unsigned k = 0; chars && k < s->n_chars; k++) {
+			const struct gatt_char *c = &s->chars[k];
+			json_t *flags = json_array();
+			char tmp[sizeof(c->flags)], *save = NULL;
+
+			if (strcmp(c->svc_path, v->path))
+				continue;
+			snprintf(tmp, sizeof(tmp), "%s", c->flags);
+			for (char *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save))
+				json_array_append_new(flags, json_string(t));
+			ble_uuid_str(&c->uuid, u);
+			json_array_append_new(chars,
+					      json_pack("{s:s,s:o}", "uuid", u, "flags", flags));
+		}
+		ble_uuid_str(&v->uuid, u);
+		json_array_append_new(list, json_pack("{s:s,s:b,s:o}", "uuid", u, "primary",
+						      v->primary, "chars", chars));
+	}
+	out = json_pack("{s:o}", "services", list);
+	text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+	json_decref(out);
+	return text;
+}
+
+/*
+ * A transmit with "dev": a GATT operation on a claimed device (the host has
+ * checked the claim and the lease {radio}:gatt). "op" is connect,
+ * disconnect, services, read, write (the default when "value" is given),
+ * notify or unnotify; "char" names a characteristic by UUID.
+ */
+static int gatt_start(struct ble *s, const struct labgw_command *cmd, json_t *body, char *errbuf,
+		      size_t errlen)
+{
+	const char *addr = json_string_value(json_object_get(body, "dev"));
+	const char *op = json_string_value(json_object_get(body, "op"));
+	const char *uuid = json_string_value(json_object_get(body, "char"));
+	const char *value = json_string_value(json_object_get(body, "value"));
+	json_t *nr = json_object_get(body, "without_response");
+	struct gatt_char *c = NULL;
+	struct dev *d;
+
+	if (!op)
+		op = value ? "write" : NULL;
+	if (!addr || !op)
+		return refuse(errbuf, errlen, -EINVAL,
+			      "a GATT request needs \"dev\" and \"op\" (connect, disconnect, "
+			      "services, read, write, notify, unnotify)");
+	if (!s->bus || !s->adapter_present || !s->powered)
+		return refuse(errbuf, errlen, -ENODEV, "adapter %s is not ready", s->adapter);
+	d = dev_by_addr(s, addr);
+	if (!d)
+		return refuse(errbuf, errlen, -EINVAL,
+			      "%s is not known here: it has not been heard lately", addr);
+	if (!strcmp(op, "connect")) {
+		s->quiet_until_ms = now_ms(s) + CONNECT_QUIET_MS;
+		return gcall(s, cmd, G_CONNECT, d->path, IFACE_DEVICE, "Connect", NULL, errbuf,
+			     errlen);
+	}
+	if (!strcmp(op, "disconnect"))
+		return gcall(s, cmd, G_DISCONNECT, d->path, IFACE_DEVICE, "Disconnect", NULL,
+			     errbuf, errlen);
+	if (!d->connected)
+		return refuse(errbuf, errlen, -EINVAL,
+			      "%s is not connected: \"op\":\"connect\" first", addr);
+	if (!strcmp(op, "services")) {
+		char *json;
+
+		if (!d->services_resolved)
+			return refuse(errbuf, errlen, -EBUSY,
+				      "the services of %s are not resolved yet", addr);
+		json = services_json(s, d);
+		if (!json)
+			return refuse(errbuf, errlen, -ENOMEM, "out of memory");
+		s->h->tx_result(s->r, cmd->id, LABGW_TX_ACKED, NULL, json);
+		free(json);
+		return 0;
+	}
+	c = chr_of(s, d, uuid);
+	if (!c)
+		return refuse(errbuf, errlen, -EINVAL,
+			      "\"char\" must name a characteristic of %s by UUID (see "
+			      "\"op\":\"services\")",
+			      addr);
+	if (!strcmp(op, "read")) {
+		sd_bus_message *m = NULL;
+		int rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, c->path, IFACE_GATT_CHAR,
+							"ReadValue");
+
+		if (rc >= 0)
+			rc = sd_bus_message_append(m, "a{sv}", 0);
+		rc = rc < 0 ? refuse(errbuf, errlen, -ENOMEM, "out of memory")
+			    : gcall(s, cmd, G_READ, c->path, NULL, NULL, m, errbuf, errlen);
+		sd_bus_message_unref(m);
+		return rc;
+	}
+	if (!strcmp(op, "write")) {
+		uint8_t buf[GATT_VALUE_MAX];
+		long n = value ? base64_decode(value, strlen(value), buf, sizeof(buf)) : -1;
+		sd_bus_message *m = NULL;
+		int rc;
+
+		if (n < 0)
+			return refuse(errbuf, errlen, -EINVAL,
+				      "\"value\" is base64 of at most %d bytes", GATT_VALUE_MAX);
+		if (nr && !json_is_boolean(nr))
+			return refuse(errbuf, errlen, -EINVAL,
+				      "\"without_response\" is true or false");
+		rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, c->path, IFACE_GATT_CHAR,
+						    "WriteValue");
+		if (rc >= 0)
+			rc = sd_bus_message_append_array(m, 'y', buf, (size_t)n);
+		if (rc >= 0)
+			rc = sd_bus_message_append(m, "a{sv}", 1, "type", "s",
+						   json_is_true(nr) ? "command" : "request");
+		rc = rc < 0 ? refuse(errbuf, errlen, -ENOMEM, "out of memory")
+			    : gcall(s, cmd, G_WRITE, c->path, NULL, NULL, m, errbuf, errlen);
+		sd_bus_message_unref(m);
+		return rc;
+	}
+	if (!strcmp(op, "notify"))
+		return gcall(s, cmd, G_NOTIFY, c->path, IFACE_GATT_CHAR, "StartNotify", NULL,
+			     errbuf, errlen);
+	if (!strcmp(op, "unnotify"))
+		return gcall(s, cmd, G_UNNOTIFY, c->path, IFACE_GATT_CHAR, "StopNotify", NULL,
+			     errbuf, errlen);
+	return refuse(errbuf, errlen, -EINVAL,
+		      "unknown GATT \"op\" \"%.32s\" (connect, disconnect, services, read, write, "
+		      "notify, unnotify)",
+		      op);
+}
+
+static int ignore_reply(sd_bus_message *m, void *ud, sd_bus_error *ret)
+{
+	return 0;
+}
+
+/* What a sandbox opened on a device ends: notifications off, disconnected. */
+static void gatt_close(struct ble *s, struct dev *d, const char *why)
+{
+	size_t n = strlen(d->path);
+
+	s->h->log(s->r, LABGW_LOG_INFO, "closing GATT with %s: %s", d->addr, why);
+	for (unsigned i = 0; i < s->n_chars; i++) {
+		struct gatt_char *c = &s->chars[i];
+
+		if (c->ours && !strncmp(c->path, d->path, n) && c->path[n] == '/') {
+			sd_bus_call_method_async(s->bus, NULL, BLUEZ, c->path, IFACE_GATT_CHAR,
+						 "StopNotify", ignore_reply, s, NULL);
+			c->ours = false;
+		}
+	}
+	if (d->connected)
+		sd_bus_call_method_async(s->bus, NULL, BLUEZ, d->path, IFACE_DEVICE, "Disconnect",
+					 ignore_reply, s, NULL);
+	d->gatt_sbx[0] = 0;
+}
+
+/* The host says a claim ended: GATT with that device closes. */
+static int claim_ended(struct ble *s, json_t *body)
+{
+	const char *dev = json_string_value(json_object_get(body, "dev"));
+	const char *sbx = json_string_value(json_object_get(body, "sbx"));
+
+	if (!dev || !sbx || !s->bus)
+		return 0;
+	for (struct dev *d = s->lru_head; d; d = d->lru_next)
+		if (d->gatt_sbx[0] && !strcmp(d->gatt_sbx, sbx) &&
+		    (!strcasecmp(d->addr, dev) || !strcasecmp(d->identity, dev)))
+			gatt_close(s, d, "the claim ended");
 	return 0;
 }
 
@@ -1797,7 +2422,8 @@ static int tick_cb(void *ud)
 	struct ble *s = ud;
 	uint64_t now = now_ms(s);
 
-	if (s->bus && s->objects_loaded && s->adapter_present && s->powered) {
+	if (s->bus && s->objects_loaded && s->adapter_present && s->powered &&
+	    now >= s->quiet_until_ms) {
 		if (!s->discovering && !s->discovery_pending &&
 		    now - s->discovery_started_ms >= DISCOVERY_GRACE_MS) {
 			discovery_restart(s, "the adapter is not discovering");
@@ -1861,6 +2487,7 @@ static int publish_state(struct ble *s)
 	CNT(bus_reconnects);
 	CNT(adv_registered);
 	CNT(adv_failed);
+	CNT(notifications);
 #undef CNT
 #undef SET
 	if (rc < 0) {
@@ -1955,12 +2582,13 @@ static int ble_command(void *state, const struct labgw_command *cmd, char *errbu
 	}
 	if (!strcmp(cmd->op, "lease.ended")) {
 		rc = lease_ended(s, body);
+	} else if (!strcmp(cmd->op, "claim.ended")) {
+		rc = claim_ended(s, body);
 	} else if (strcmp(cmd->op, "tx")) {
 		rc = refuse(errbuf, errlen, -ENOTSUP, "the ble radio has no operation \"%s\"",
 			    cmd->op);
 	} else if (json_object_get(body, "dev")) {
-		rc = refuse(errbuf, errlen, -ENOTSUP,
-			    "GATT writes are not available in this version of the ble radio");
+		rc = gatt_start(s, cmd, body, errbuf, errlen);
 	} else {
 		rc = adv_start(s, cmd, body, errbuf, errlen);
 	}

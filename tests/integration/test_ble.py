@@ -571,3 +571,154 @@ def test_bluez_refusing_an_advertisement_fails_the_transmit(labgwd, bus):
 
     run(go())
     details_until(d, lambda x: x["counters"]["adv_failed"] == 1, what="failure counted")
+
+
+GATT_DEV = "C0:FF:EE:00:00:20"
+BATTERY_SVC = "0000180f-0000-1000-8000-00805f9b34fb"
+BATTERY_LEVEL = "00002a19-0000-1000-8000-00805f9b34fb"
+
+
+def add_gatt(bus, dev_path):
+    """A battery service with a readable, writable, notifying characteristic
+    under dev_path, announced the way bluetoothd does."""
+    svc = dev_path + "/service0010"
+    chr_ = svc + "/char0011"
+    root = dbus.Interface(bus.obj("/"), "org.freedesktop.DBus.Mock")
+    svc_props = {"UUID": dbus.String(BATTERY_SVC), "Device": dbus.ObjectPath(dev_path),
+                 "Primary": dbus.Boolean(True)}
+    chr_props = {"UUID": dbus.String(BATTERY_LEVEL), "Service": dbus.ObjectPath(svc),
+                 "Flags": dbus.Array(["read", "write", "notify"], signature="s"),
+                 "Notifying": dbus.Boolean(False)}
+    root.AddObject(svc, "org.bluez.GattService1", svc_props, [])
+    root.AddObject(chr_, "org.bluez.GattCharacteristic1", chr_props, [
+        ("ReadValue", "a{sv}", "ay", 'ret = dbus.Array([0x5a], signature="y")'),
+        ("WriteValue", "aya{sv}", "", ""),
+        ("StartNotify", "", "", ""),
+        ("StopNotify", "", "", ""),
+    ])
+    for path, iface, props in ((svc, "org.bluez.GattService1", svc_props),
+                               (chr_, "org.bluez.GattCharacteristic1", chr_props)):
+        root.EmitSignal("org.freedesktop.DBus.ObjectManager", "InterfacesAdded",
+                        "oa{sa{sv}}", [dbus.ObjectPath(path),
+                                       dbus.Dictionary({iface: dbus.Dictionary(
+                                           props, signature="sv")}, signature="sa{sv}")])
+    return svc, chr_
+
+
+async def tx_final(ws, d, key, body):
+    """POST a BLE transmit for sandbox team; the final status frame's data."""
+    status, p = d.api("POST", "/api/v1/sandboxes/team/tx",
+                      dict({"tech": "ble", "radio": RADIO}, **body), key=key)
+    if status != 202:
+        return {"refused": status, **p}
+    while True:
+        m = await ws.next_frame(lambda m: m["frame"]["type"] == "tx.status"
+                                and m["frame"]["data"]["req"] == p["tx"], timeout=10)
+        if m["frame"]["data"]["status"] in ("acked", "failed"):
+            return m["frame"]["data"]
+
+
+def test_gatt_for_a_claimed_device_under_lease(labgwd, bus):
+    bus.start_bluez()
+    bus.add_adapter()
+    d = ble_daemon(labgwd, bus)
+    details_until(d, lambda x: x.get("discovering"), what="discovery on")
+    dev = bus.add_device(GATT_DEV, "thermo")
+    details_until(d, lambda x: x["devices"] >= 1, what="the device")
+    key = d.sandbox("team", rights=("rx", "tx:ble", "lease", "claim"),
+                    claims=(("ble", GATT_DEV.lower()),))
+    other = d.sandbox("other", rights=("tx:ble", "lease"))
+    addr = GATT_DEV.lower()
+
+    async def go():
+        ws = await WsClient.connect(d, key=key)
+        await ws.sub("labgw/v1/sbx/team/#")
+        # no lease yet
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "connect"})
+        assert r["refused"] == 403 and r["code"] == "LEASE_REQUIRED", r
+        _, lease = d.api("POST", "/api/v1/sandboxes/team/leases",
+                         {"resource": "ble0:gatt", "start": "now",
+                          "end": rfc3339(time.time() + 600)}, key=key, expect=201)
+        # another sandbox may not touch the team's device
+        status, p = d.api("POST", "/api/v1/sandboxes/other/tx",
+                          {"tech": "ble", "radio": RADIO, "dev": addr, "op": "connect"},
+                          key=other)
+        assert status == 403 and p["code"] == "FORBIDDEN", p
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "services"})
+        assert r["refused"] == 400 and "not connected" in r["detail"], r
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "connect"})
+        assert r["status"] == "acked", r
+        svc, chr_ = add_gatt(bus, dev)
+        bus.update(dev, DEVICE, {"ServicesResolved": dbus.Boolean(True)})
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "services"})
+        assert r["status"] == "acked", r
+        assert r["result"] == {"services": [{"uuid": "180f", "primary": True, "chars": [
+            {"uuid": "2a19", "flags": ["read", "write", "notify"]}]}]}, r
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "read", "char": "2a19"})
+        assert r["status"] == "acked" and r["result"] == {"value": "Wg=="}, r
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "write", "char": "2a19",
+                                        "value": "AQI="})
+        assert r["status"] == "acked", r
+        calls = dbus.Interface(bus.obj(chr_), "org.freedesktop.DBus.Mock").GetMethodCalls(
+            "WriteValue")
+        assert bytes(calls[-1][1][0]) == b"\x01\x02" and calls[-1][1][1]["type"] == "request"
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "read", "char": "2a00"})
+        assert r["refused"] == 400 and "char" in r["detail"], r
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "fly"})
+        assert r["refused"] == 400, r
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "notify", "char": "2a19"})
+        assert r["status"] == "acked", r
+        # the device notifies: the team gets rx.ble.notify
+        dbus.Interface(bus.obj(chr_), "org.freedesktop.DBus.Mock").EmitSignal(
+            PROPS, "PropertiesChanged", "sa{sv}as",
+            ["org.bluez.GattCharacteristic1",
+             dbus.Dictionary({"Value": dbus.Array([0x33], signature="y")}, signature="sv"),
+             dbus.Array([], signature="s")])
+        m = await ws.next_frame(lambda m: m["frame"]["type"] == "rx.ble.notify", timeout=5)
+        assert m["topic"] == "labgw/v1/sbx/team/rx/ble/%s/%s/%s" % (GW, RADIO, addr), m
+        f = m["frame"]
+        assert f["dev"] == {"id": addr, "claimed": True}, f
+        assert f["data"] == {"char": "2a19", "service": "180f", "value": "33"}, f
+        assert base64.b64decode(f["payload"]) == b"\x33", f
+        # the lease ends: notifications off, link closed
+        d.api("DELETE", "/api/v1/sandboxes/team/leases/%s" % lease["id"], key=key, expect=200)
+        mock_chr = dbus.Interface(bus.obj(chr_), "org.freedesktop.DBus.Mock")
+        wait_until(lambda: mock_chr.GetMethodCalls("StopNotify"), 3, 0.05, "StopNotify")
+        mock_dev = dbus.Interface(bus.obj(dev), "org.freedesktop.DBus.Mock")
+        wait_until(lambda: mock_dev.GetMethodCalls("Disconnect"), 3, 0.05, "Disconnect")
+        await ws.close()
+
+    run(go())
+
+
+def test_gatt_closes_when_the_claim_ends(labgwd, bus):
+    bus.start_bluez()
+    bus.add_adapter()
+    d = ble_daemon(labgwd, bus)
+    details_until(d, lambda x: x.get("discovering"), what="discovery on")
+    dev = bus.add_device(GATT_DEV, "thermo")
+    details_until(d, lambda x: x["devices"] >= 1, what="the device")
+    addr = GATT_DEV.lower()
+    key = d.sandbox("team", rights=("tx:ble", "claim"), claims=(("ble", addr),),
+                    leases=("ble0:gatt",))
+
+    async def go():
+        ws = await WsClient.connect(d, key=key)
+        await ws.sub("labgw/v1/sbx/team/#")
+        assert (await tx_final(ws, d, key, {"dev": addr, "op": "connect"}))["status"] == "acked"
+        _, chr_ = add_gatt(bus, dev)
+        r = await tx_final(ws, d, key, {"dev": addr, "op": "notify", "char": BATTERY_LEVEL})
+        assert r["status"] == "acked", r
+        d.api("DELETE", "/api/v1/sandboxes/team/claims/ble/" + addr, key=key, expect=200)
+        mock_chr = dbus.Interface(bus.obj(chr_), "org.freedesktop.DBus.Mock")
+        wait_until(lambda: mock_chr.GetMethodCalls("StopNotify"), 3, 0.05, "StopNotify")
+        mock_dev = dbus.Interface(bus.obj(dev), "org.freedesktop.DBus.Mock")
+        wait_until(lambda: mock_dev.GetMethodCalls("Disconnect"), 3, 0.05, "Disconnect")
+        # and the device is nobody's now: no more GATT for the team
+        status, p = d.api("POST", "/api/v1/sandboxes/team/tx",
+                          {"tech": "ble", "radio": RADIO, "dev": addr, "op": "connect"},
+                          key=key)
+        assert status == 403 and p["code"] == "FORBIDDEN", p
+        await ws.close()
+
+    run(go())

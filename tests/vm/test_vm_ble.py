@@ -35,6 +35,16 @@ def test_an_advert_arrives_with_address_name_and_manufacturer_data(vm):
     assert isinstance(f["sig"]["rssi"], int), f
 
 
+def test_gatt_connect_services_read_on_a_real_controller(vm):
+    s = vm.step("gatt")
+    assert s["connect"]["status"] == "acked", s
+    # bluetoothd's own GATT server on the other controller (GAP and GATT
+    # themselves are not exported over D-Bus; what it serves besides is)
+    assert s["services"]["result"]["services"], s["services"]
+    assert s["read"]["status"] == "acked" and "value" in s["read"]["result"], s["read"]
+    assert s["disconnect"]["status"] == "acked", s
+
+
 def test_a_sandbox_advertisement_is_discovered_by_the_other_controller(vm):
     s = vm.step("sandbox_advertises")
     assert s["tx"]["status"] == "queued", s

@@ -236,8 +236,13 @@ struct labgw_host {
 	uint64_t (*ble_irks)(struct labgw_radio *r,
 			     void (*cb)(void *ud, const char *identity, const uint8_t irk[16]),
 			     void *ud);
+	/* ABI 1.4. tx_status with a result: `result_json` (a JSON object, e.g.
+	 * the value a GATT read returned) goes into the status frame as
+	 * "result". -EINVAL when it is not a JSON object of at most 64 KiB. */
+	int (*tx_result)(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
+			 const char *reason, const char *result_json);
 
-	void *reserved[11];
+	void *reserved[10];
 };
 
 /*

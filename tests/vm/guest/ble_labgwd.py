@@ -71,9 +71,20 @@ class Frames:
         return None
 
 
-def tx_status(d, key, tx):
+def gatt_op(d, key, body, sbx="gatt", timeout=40):
+    """A GATT transmit of sandbox sbx: its final status (or the refusal)."""
+    status, p = d.api("POST", "/api/v1/sandboxes/%s/tx" % sbx,
+                      dict({"tech": "ble", "radio": "ble0"}, **body), key=key)
+    if status != 202:
+        return {"refused": status, "problem": p}
+    return wait(lambda: (lambda f: f["data"] if f and f["data"]["status"] in ("acked", "failed")
+                         else None)(tx_status(d, key, p["tx"], sbx)), timeout,
+                "the final status of %s" % body)
+
+
+def tx_status(d, key, tx, sbx="team"):
     """The last status frame of transmit `tx` from the sandbox's history."""
-    _, page = d.api("GET", "/api/v1/sandboxes/team/frames?limit=100", key=key)
+    _, page = d.api("GET", "/api/v1/sandboxes/%s/frames?limit=1000" % sbx, key=key)
     last = None
     for m in page.get("frames", []):
         f = m.get("frame", m)
@@ -97,7 +108,8 @@ def main(t):
     with t.step("radios") as s:
         bz.start_system_bus()
         bz.start_bluetoothd()
-        paths = bz.start_btvirt(2)
+        # generous: two VMs under software emulation on two cores take long
+        paths = bz.start_btvirt(2, timeout=90)
         ours, other = paths[0], paths[1]
         bz.power(other)
         s["ours"], s["other"] = ours, other
@@ -119,6 +131,22 @@ def main(t):
                                      and "manufacturer_data" in f["data"]), 30,
                  "a frame of %s with manufacturer data" % other_addr)
         s["frame"] = f
+    with t.step("gatt") as s:
+        # the other controller advertises connectable; bluetoothd serves GATT
+        # (GAP and GATT services) on it: a sandbox connects and reads
+        key = d.sandbox("gatt", rights=("tx:ble", "claim"), claims=(("ble", other_addr),),
+                        leases=("ble0:gatt",))
+        s["connect"] = gatt_op(d, key, {"dev": other_addr, "op": "connect"})
+        wait(lambda: (lambda r: r if r.get("status") == "acked" else None)(
+            gatt_op(d, key, {"dev": other_addr, "op": "services"})), 30, "services resolved")
+        s["services"] = gatt_op(d, key, {"dev": other_addr, "op": "services"})
+        readable = [c["uuid"] for v in s["services"]["result"]["services"]
+                    for c in v["chars"] if "read" in c["flags"]]
+        if not readable:
+            raise AssertionError("no readable characteristic: %s" % s["services"])
+        s["char"] = readable[0]
+        s["read"] = gatt_op(d, key, {"dev": other_addr, "op": "read", "char": readable[0]})
+        s["disconnect"] = gatt_op(d, key, {"dev": other_addr, "op": "disconnect"})
         bz.unadvertise_all()
     with t.step("sandbox_advertises") as s:
         bz.start_discovery(other)
@@ -167,7 +195,7 @@ def main(t):
                 t.procs.procs.remove((name, p, log))
         wait(lambda: details(d).get("bluetoothd") == "absent", 15, "labgwd to see it go")
         bz.start_bluetoothd()
-        wait(lambda: len(bz.adapters()) >= 2, 30, "bluetoothd to find the controllers")
+        wait(lambda: len(bz.adapters()) >= 2, 60, "bluetoothd to find the controllers")
         bz.power(other)
         s["details"] = wait(
             lambda: (lambda x: x if x.get("bluetoothd") == "running" and x.get("discovering")
