@@ -2151,6 +2151,59 @@ static int gcall(struct ble *s, const struct labgw_command *cmd, enum gatt_op op
 	return 0;
 }
 
+static int connect_now(sd_bus_message *m, void *ud, sd_bus_error *ret)
+{
+	struct gatt_call *g = ud;
+	struct ble *s = g->s;
+	sd_bus_message *c = NULL;
+	int rc;
+
+	/* whatever StopDiscovery answered (no session of ours: fine) */
+	g->slot = sd_bus_slot_unref(g->slot);
+	rc = sd_bus_message_new_method_call(s->bus, &c, BLUEZ, g->path, IFACE_DEVICE, "Connect");
+	if (rc >= 0)
+		rc = sd_bus_call_async(s->bus, &g->slot, c, gcall_done, g, 30 * 1000 * 1000);
+	sd_bus_message_unref(c);
+	if (rc < 0) {
+		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_FAILED, "cannot talk to bluetoothd");
+		gcall_free(s, g);
+	}
+	return 0;
+}
+
+/*
+ * Connect to a device. Discovery is stopped first and stays off while the
+ * link comes up and its services are discovered (measured with btvirt: a
+ * scan running, or restarted at once after the kernel stopped it to
+ * connect, kept the services from resolving); the watchdog starts it again
+ * after CONNECT_QUIET_MS.
+ */
+static int gatt_connect(struct ble *s, const struct labgw_command *cmd, struct dev *d, char *errbuf,
+			size_t errlen)
+{
+	struct gatt_call *g = calloc(1, sizeof(*g));
+	int rc;
+
+	if (!g)
+		return refuse(errbuf, errlen, -ENOMEM, "out of memory");
+	g->s = s;
+	g->op = G_CONNECT;
+	snprintf(g->cmd_id, sizeof(g->cmd_id), "%s", cmd->id);
+	snprintf(g->path, sizeof(g->path), "%s", d->path);
+	snprintf(g->sbx, sizeof(g->sbx), "%s", cmd->sbx ? cmd->sbx : "");
+	s->quiet_until_ms = now_ms(s) + CONNECT_QUIET_MS;
+	rc = sd_bus_call_method_async(s->bus, &g->slot, BLUEZ, s->adapter_path, IFACE_ADAPTER,
+				      "StopDiscovery", connect_now, g, NULL);
+	if (rc < 0) {
+		free(g);
+		return refuse(errbuf, errlen, -EIO, "cannot talk to bluetoothd: %s", strerror(-rc));
+	}
+	g->next = s->gcalls;
+	s->gcalls = g;
+	s->h->tx_status(s->r, cmd->id, LABGW_TX_SENT, NULL);
+	return 0;
+}
+
 static struct dev *dev_by_addr(struct ble *s, const char *addr)
 {
 	/* the address heard, or the identity address a claimed key resolved */
@@ -2240,11 +2293,8 @@ static int gatt_start(struct ble *s, const struct labgw_command *cmd, json_t *bo
 	if (!d)
 		return refuse(errbuf, errlen, -EINVAL,
 			      "%s is not known here: it has not been heard lately", addr);
-	if (!strcmp(op, "connect")) {
-		s->quiet_until_ms = now_ms(s) + CONNECT_QUIET_MS;
-		return gcall(s, cmd, G_CONNECT, d->path, IFACE_DEVICE, "Connect", NULL, errbuf,
-			     errlen);
-	}
+	if (!strcmp(op, "connect"))
+		return gatt_connect(s, cmd, d, errbuf, errlen);
 	if (!strcmp(op, "disconnect"))
 		return gcall(s, cmd, G_DISCONNECT, d->path, IFACE_DEVICE, "Disconnect", NULL,
 			     errbuf, errlen);

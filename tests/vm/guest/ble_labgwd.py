@@ -116,13 +116,21 @@ def main(t):
         s["ours_address"] = bz.adapter(ours)["Address"].lower()
         s["other_address"] = bz.adapter(other)["Address"].lower()
     with t.step("labgwd") as s:
-        d = Daemon(tempfile.mkdtemp(prefix="labgw-vm-"),
+        d = Daemon(tempfile.mkdtemp(prefix="labgw-vm-"), log_level="debug",
                    radios={"ble0": {"module": "ble", "adapter": os.path.basename(ours)}})
         d.start()
         det = wait(lambda: (lambda x: x if x.get("discovering") else None)(details(d)), 30,
                    "labgwd's adapter discovering")
         s["details"] = det
         s["powered_by_labgwd"] = bz.adapter(ours)["Powered"]
+    try:
+        after_start(t, bz, d, ours, other)
+    finally:
+        # labgwd's log with the others, for whoever reads a failure
+        (t.results / "labgwd.log").write_text(d.log.text())
+
+
+def after_start(t, bz, d, ours, other):
     frames = Frames(d, "labgw/v1/adm/+/rx/ble/#")
     other_addr = bz.adapter(other)["Address"].lower()
     with t.step("advert_received") as s:
@@ -178,7 +186,9 @@ def main(t):
         bz.stop_discovery(other)
     with t.step("broadcast_while_scanning") as s:
         # the same as a broadcast: refused by the kernel while labgwd scans;
-        # the status says why
+        # the status says why (discovery is back once the GATT link's quiet
+        # time is over)
+        wait(lambda: details(d).get("discovering"), 30, "labgwd discovering again")
         status, p = d.api("POST", "/api/v1/sandboxes/team/tx",
                           {"tech": "ble", "radio": "ble0",
                            "payload": base64.b64encode(payload).decode()}, key=key)
