@@ -70,6 +70,7 @@ test_ble_rpa_EXTRA := plugins/ble/rpa.c
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
 # that they keep compiling, run only by `make bench*`, never by `make check`.
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+fake_bluez_LIBS = $(shell pkg-config --libs libsystemd)
 
 all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS)
 
@@ -124,7 +125,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory all
