@@ -65,7 +65,7 @@ test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
 
 .PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
-	bench bench-lorawan
+	bench bench-lorawan bench-ble
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
 # that they keep compiling, run only by `make bench*`, never by `make check`.
@@ -142,12 +142,17 @@ check-integration: all
 check-vm: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/vm
 
-# GWMP ingest of the lorawan module to WebSocket delivery, against the sim
-# radio at the same rate; BENCH_ARGS e.g. "--rates 2600 --repeat 1 --duration 20"
-bench: bench-lorawan
+# GWMP ingest of the lorawan module, and D-Bus advert ingest of the ble
+# module (from bench/fake_bluez on a private dbus-daemon), to WebSocket
+# delivery, each against the sim radio at the same rate; BENCH_ARGS e.g.
+# "--rates 2600 --repeat 1 --duration 20"
+bench: bench-lorawan bench-ble
 
 bench-lorawan: all
 	$(PYTHON) bench/lorawan_ingest.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-ble: all
+	$(PYTHON) bench/ble_ingest.py --build $(BUILD) $(BENCH_ARGS)
 
 run: deps
 	@$(MAKE) --no-print-directory all
