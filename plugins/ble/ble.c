@@ -183,6 +183,7 @@ struct ble {
 	/* bus */
 	sd_bus *bus;
 	uint64_t watch, bus_timer, tick, reconnect;
+	unsigned watch_events; /* LABGW_FD_* the watch waits for now */
 	uint64_t bus_timer_at; /* sd-bus deadline the timer is set for (usec) */
 	bool running;
 	/* bluetoothd */
@@ -1294,7 +1295,9 @@ static void bus_arm(struct ble *s)
 		want |= LABGW_FD_READ;
 	if (ev & POLLOUT)
 		want |= LABGW_FD_WRITE;
-	s->h->watch_fd_modify(s->r, s->watch, want);
+	/* the same events nearly every time: a modify is a syscall or two */
+	if (want != s->watch_events && s->h->watch_fd_modify(s->r, s->watch, want) == 0)
+		s->watch_events = want;
 	if (sd_bus_get_timeout(s->bus, &usec) < 0)
 		usec = UINT64_MAX;
 	if (usec == s->bus_timer_at)
@@ -1371,6 +1374,7 @@ static int bus_open(struct ble *s)
 	}
 	sd_bus_set_description(s->bus, "labgw-ble");
 	s->watch = s->h->watch_fd(s->r, sd_bus_get_fd(s->bus), LABGW_FD_READ, bus_fd_cb, s);
+	s->watch_events = LABGW_FD_READ;
 	if (!s->watch) {
 		sd_bus_flush_close_unref(s->bus);
 		s->bus = NULL;
