@@ -285,20 +285,25 @@ async def run_case(kind, rate, duration, devices, settle, mqtt, fake_bin, workdi
             out["frames_at_window_start"] = frames0
         counter.window = (t0, t1)
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
-        if perf:
-            perf.send_signal(signal.SIGINT)
-            perf.wait(30)
         # let what is in flight arrive (the sim never stops: what it made in
         # the window is what counts)
         deadline = time.monotonic() + 10
         while (kind == "ble" and time.monotonic() < deadline
                and time.monotonic() - counter.last_at < 1.0):
             await asyncio.sleep(0.1)
+        # perf writes its data when it stops, and that takes the CPU: only
+        # once the tail arrived
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
         # the load's own schedule is the window
         wall = gen["duration_s"] if gen else t1 - t0
         cpu = c1 - c0
         client_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
         out["wall_s"] = round(wall, 3)
+        # when the last frame came, after the load's end (a tail that
+        # comes late shows here)
+        out["last_frame_after_end_ms"] = round(1000.0 * (counter.last_at - t1), 1)
         out["daemon_cpu_s"] = round(cpu, 3)
         out["daemon_cpu_pct"] = round(100.0 * cpu / wall, 2)
         out["daemon_rss_kib"] = rss_kib(pid)
