@@ -642,13 +642,14 @@ static void finish(struct fake *f)
 	       ",\"late_max_ms\":%.3f,\"late_over_1ms\":%" PRIu64 ",\"discovery_starts\":%" PRIu64
 	       ",\"discovery_stops\":%" PRIu64 ",\"discovery_filters\":%" PRIu64
 	       ",\"filter\":{\"transport\":\"%s\",\"duplicate_data\":%s}"
-	       ",\"devices_removed\":%" PRIu64 ",\"devices_readded\":%" PRIu64
+	       ",\"devices_removed\":%" PRIu64 ",\"remove_refused\":%" PRIu64
+	       ",\"devices_readded\":%" PRIu64
 	       ",\"seq_company\":\"%04x\",\"t0_realtime_us\":%" PRIu64 ",\"mix\":{",
 	       f->rate, elapsed, f->n_dev, f->total, f->st.sent, f->st.send_errors, f->st.skipped,
 	       elapsed > 0 ? (double)f->st.sent / elapsed : 0.0, (double)f->st.late_max_ns / 1e6,
 	       f->st.late_over_1ms, f->st.discovery_starts, f->st.discovery_stops, f->st.filters,
 	       f->filter_transport, f->duplicate_data ? "true" : "false", f->st.removed,
-	       f->st.readded, SEQ_COMPANY, f->t0_realtime_us);
+	       f->st.remove_unknown, f->st.readded, SEQ_COMPANY, f->t0_realtime_us);
 	for (int k = 0; k < KINDS; k++)
 		printf("%s\"%s\":%" PRIu64, k ? "," : "", kind_names[k], f->st.per_kind[k]);
 	printf("}}\n");
@@ -768,7 +769,9 @@ static int remove_device(sd_bus_message *m, void *ud, sd_bus_error *err)
 		return rc;
 	d = device_by_path(f, path);
 	if (!d || !d->present) {
-		f->st.remove_unknown++;
+		if (f->st.remove_unknown++ < 5)
+			fprintf(stderr, "fake_bluez: RemoveDevice of %s, which is not there\n",
+				path);
 		return sd_bus_error_set(err, "org.bluez.Error.DoesNotExist", "Does Not Exist");
 	}
 	d->present = false;
