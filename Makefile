@@ -65,11 +65,12 @@ test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
 
 .PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
-	bench bench-lorawan
+	bench bench-lorawan bench-ble
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
 # that they keep compiling, run only by `make bench*`, never by `make check`.
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+fake_bluez_LIBS = $(shell pkg-config --libs libsystemd)
 
 all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS)
 
@@ -124,7 +125,7 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
 
 check: deps
 	@$(MAKE) --no-print-directory all
@@ -141,12 +142,17 @@ check-integration: all
 check-vm: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/vm
 
-# GWMP ingest of the lorawan module to WebSocket delivery, against the sim
-# radio at the same rate; BENCH_ARGS e.g. "--rates 2600 --repeat 1 --duration 20"
-bench: bench-lorawan
+# GWMP ingest of the lorawan module, and D-Bus advert ingest of the ble
+# module (from bench/fake_bluez on a private dbus-daemon), to WebSocket
+# delivery, each against the sim radio at the same rate; BENCH_ARGS e.g.
+# "--rates 2600 --repeat 1 --duration 20"
+bench: bench-lorawan bench-ble
 
 bench-lorawan: all
 	$(PYTHON) bench/lorawan_ingest.py --build $(BUILD) $(BENCH_ARGS)
+
+bench-ble: all
+	$(PYTHON) bench/ble_ingest.py --build $(BUILD) $(BENCH_ARGS)
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -86,6 +86,7 @@
 #define ADV_LEGACY_MAX	   31	/* bytes of advertising data a sandbox may send */
 #define ADV_DURATION_MAX   3600 /* s: an advertisement ends by then at the latest */
 #define CALL_TIMEOUT_US	   (10 * 1000 * 1000)
+#define READ_HOLD_MS	   5 /* after the bus had something, the next read waits this long */
 
 struct blob {
 	uint8_t len;
@@ -213,6 +214,9 @@ struct ble {
 	/* bus */
 	sd_bus *bus;
 	uint64_t watch, bus_timer, tick, reconnect;
+	unsigned watch_events; /* LABGW_FD_* the watch waits for now */
+	bool holding;	       /* reading is held back ... */
+	uint64_t hold_timer;   /* ... until this fires */
 	uint64_t bus_timer_at; /* sd-bus deadline the timer is set for (usec) */
 	bool running;
 	/* bluetoothd */
@@ -1346,23 +1350,67 @@ static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
 
 /* ---- the bus connection ------------------------------------------------- */
 
-static void bus_pump(struct ble *s)
+/* Runs sd-bus until it has nothing left to do; whether it did anything. */
+static bool bus_pump(struct ble *s)
 {
+	bool did = false;
 	int rc = 0;
 
 	while (s->bus && (rc = sd_bus_process(s->bus, NULL)) > 0)
-		;
+		did = true;
 	if (s->bus && rc < 0) {
 		bus_lost(s, rc);
-		return;
+		return did;
 	}
 	if (s->bus)
 		bus_arm(s);
+	return did;
+}
+
+static int hold_end_cb(void *ud);
+
+/*
+ * bluetoothd sends one signal per advert. Read as each comes, every advert
+ * costs a wakeup of the daemon and a WebSocket write of its own; so once
+ * the bus had something, the next read waits READ_HOLD_MS and takes what
+ * came meanwhile at once, and the frames leave in one burst. An advert
+ * after a quiet spell is read at once: only a busy bus waits.
+ */
+static void bus_hold(struct ble *s)
+{
+	if (!s->bus || s->holding)
+		return;
+	s->hold_timer = s->h->timer_add(s->r, READ_HOLD_MS, 0, hold_end_cb, s);
+	if (!s->hold_timer)
+		return;
+	s->holding = true;
+	bus_arm(s);
+}
+
+static int hold_end_cb(void *ud)
+{
+	struct ble *s = ud;
+
+	s->hold_timer = 0;
+	/* still holding while reading: the watch stays as it is when there
+	 * was something (the bus is busy, hold again) */
+	if (bus_pump(s) && s->bus) {
+		s->hold_timer = s->h->timer_add(s->r, READ_HOLD_MS, 0, hold_end_cb, s);
+		if (s->hold_timer)
+			return 0;
+	}
+	s->holding = false;
+	if (s->bus)
+		bus_arm(s);
+	return 0;
 }
 
 static int bus_fd_cb(void *ud, int fd, unsigned events)
 {
-	bus_pump(ud);
+	struct ble *s = ud;
+
+	if (bus_pump(s))
+		bus_hold(s);
 	return 0;
 }
 
@@ -1387,11 +1435,13 @@ static void bus_arm(struct ble *s)
 		bus_lost(s, ev);
 		return;
 	}
-	if (ev & POLLIN)
+	if ((ev & POLLIN) && !s->holding)
 		want |= LABGW_FD_READ;
 	if (ev & POLLOUT)
 		want |= LABGW_FD_WRITE;
-	s->h->watch_fd_modify(s->r, s->watch, want);
+	/* the same events nearly every time: a modify is a syscall or two */
+	if (want != s->watch_events && s->h->watch_fd_modify(s->r, s->watch, want) == 0)
+		s->watch_events = want;
 	if (sd_bus_get_timeout(s->bus, &usec) < 0)
 		usec = UINT64_MAX;
 	if (usec == s->bus_timer_at)
@@ -1418,7 +1468,10 @@ static void bus_close(struct ble *s)
 		s->h->watch_fd_cancel(s->r, s->watch);
 	if (s->bus_timer)
 		s->h->timer_cancel(s->r, s->bus_timer);
-	s->watch = s->bus_timer = 0;
+	if (s->hold_timer)
+		s->h->timer_cancel(s->r, s->hold_timer);
+	s->watch = s->bus_timer = s->hold_timer = 0;
+	s->holding = false;
 	s->bus_timer_at = 0;
 	/* bluetoothd drops the advertisements of a client that leaves */
 	adv_free_all(s);
@@ -1469,6 +1522,7 @@ static int bus_open(struct ble *s)
 	}
 	sd_bus_set_description(s->bus, "labgw-ble");
 	s->watch = s->h->watch_fd(s->r, sd_bus_get_fd(s->bus), LABGW_FD_READ, bus_fd_cb, s);
+	s->watch_events = LABGW_FD_READ;
 	if (!s->watch) {
 		sd_bus_flush_close_unref(s->bus);
 		s->bus = NULL;
