@@ -57,6 +57,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
 test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
+test_lorawan_jsontok_EXTRA := plugins/lorawan/jsontok.c
 test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 
