@@ -56,8 +56,9 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
-test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
+test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
 test_lorawan_jsontok_EXTRA := plugins/lorawan/jsontok.c
+test_lorawan_gwmp_push_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
 test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 
@@ -155,7 +156,7 @@ asan: deps
 FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c
+fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
