@@ -152,11 +152,15 @@ asan: deps
 # bounded time each; new inputs go to build-fuzz/corpus/<name>, seeded from
 # tests/fuzz/corpus/<name>. A crash leaves its input in build-fuzz/ and fails.
 # Pure plugin code a target needs (not in liblabgwd.a) is named in
-# fuzz_<name>_EXTRA.
+# fuzz_<name>_EXTRA; tests/fuzz/fuzz_<name>.dict, when there is one, is its
+# libFuzzer dictionary.
 FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
+# the former jansson reader of PUSH_DATA is the reference (test code)
+fuzz_gwmp_json_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c \
+	tests/fuzz/gwmp_push_jansson.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
@@ -170,8 +174,9 @@ fuzz: deps
 			-o build-fuzz/fuzz_$$f; \
 		mkdir -p build-fuzz/corpus/$$f; \
 		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		dict=; [ -f tests/fuzz/fuzz_$$f.dict ] && dict=-dict=../tests/fuzz/fuzz_$$f.dict; \
 		(cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			-print_final_stats=1 corpus/$$f ../tests/fuzz/corpus/$$f \
+			-print_final_stats=1 $$dict corpus/$$f ../tests/fuzz/corpus/$$f \
 			> fuzz_$$f.log 2>&1) || { tail -n 40 build-fuzz/fuzz_$$f.log; exit 1; }; \
 		grep -E '^stat::(number_of_executed_units|new_units_added)' build-fuzz/fuzz_$$f.log; \
 	done
