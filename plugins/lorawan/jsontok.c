@@ -573,19 +573,40 @@ size_t jsontok_str(const struct jsontok_doc *d, int i, char *out, size_t cap)
 	return n;
 }
 
+/* keys whose lengths jsontok_members() keeps at hand */
+#define MEMBERS_FAST 32
+
 void jsontok_members(const struct jsontok_doc *d, int obj, const char *const *keys, size_t nkeys,
 		     int *vals)
 {
+	size_t len[MEMBERS_FAST], next = 0;
 	uint32_t k, m;
 
-	for (size_t j = 0; j < nkeys; j++)
+	for (size_t j = 0; j < nkeys; j++) {
 		vals[j] = -1;
+		if (j < MEMBERS_FAST)
+			len[j] = strlen(keys[j]);
+	}
 	if (jsontok_type_of(d, obj) != JSONTOK_OBJECT)
 		return;
 	for (m = 0, k = (uint32_t)obj + 1; m < d->tok[obj].size; m++, k = d->tok[k + 1].next) {
-		for (size_t j = 0; j < nkeys; j++) {
-			if (jsontok_str_eq(d, (int)k, keys[j])) {
+		const struct jsontok *t = &d->tok[k];
+		const char *p = d->json + t->start;
+		size_t n = t->end - t->start;
+
+		/* from the key after the last one found: members tend to come in
+		 * the order of keys[] (the keys are distinct, so the order of the
+		 * tries does not change the result) */
+		for (size_t i = 0, j = next; i < nkeys; i++, j = j + 1 < nkeys ? j + 1 : 0) {
+			/* an unescaped key: its length and bytes decide */
+			bool eq = j < MEMBERS_FAST && !(t->flags & JSONTOK_F_ESCAPED)
+					  ? len[j] == n && (!n || (keys[j][0] == p[0] &&
+								   !memcmp(keys[j], p, n)))
+					  : jsontok_str_eq(d, (int)k, keys[j]);
+
+			if (eq) {
 				vals[j] = (int)k + 1;
+				next = j + 1 < nkeys ? j + 1 : 0;
 				break;
 			}
 		}

@@ -78,7 +78,7 @@ struct jsontok_doc {
  * *ntok tokens; -EINVAL when the text is not one JSON value (or len exceeds
  * JSONTOK_LEN_MAX); -ENOBUFS when it is valid but has *ntok > cap tokens
  * (tok then holds the first cap, not to be used). A document of len bytes
- * has at most len / 2 + 1 tokens. doc_flags may be NULL. */
+ * has at most (len + 1) / 2 tokens. doc_flags may be NULL. */
 int jsontok_parse(const char *json, size_t len, struct jsontok *tok, size_t cap, size_t *ntok,
 		  unsigned *doc_flags);
 
@@ -99,7 +99,7 @@ static inline enum jsontok_type jsontok_type_of(const struct jsontok_doc *d, int
 	return (enum jsontok_type)(i < 0 ? 0 : d->tok[i].type);
 }
 
-/* For every key in keys[0..nkeys), the index of the value of the object's
+/* For every key in keys[0..nkeys) (distinct), the index of the value of the object's
  * member with that key into vals[], or -1 when there is none. Keys are
  * compared after unescaping; of duplicate keys the last one counts, as in
  * jansson. One pass over the members, however many keys. */
