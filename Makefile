@@ -58,7 +58,9 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 test_sim_gen_EXTRA := plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_lorawan_crypto_EXTRA := plugins/shared/lorawan_crypto.c
-test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c
+test_lorawan_gwmp_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
+test_lorawan_jsontok_EXTRA := plugins/lorawan/jsontok.c
+test_lorawan_gwmp_push_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
 test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
@@ -166,11 +168,15 @@ asan: deps
 # bounded time each; new inputs go to build-fuzz/corpus/<name>, seeded from
 # tests/fuzz/corpus/<name>. A crash leaves its input in build-fuzz/ and fails.
 # Pure plugin code a target needs (not in liblabgwd.a) is named in
-# fuzz_<name>_EXTRA.
+# fuzz_<name>_EXTRA; tests/fuzz/fuzz_<name>.dict, when there is one, is its
+# libFuzzer dictionary.
 FUZZ_SECONDS ?= 30
 FUZZERS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all
-fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c
+fuzz_gwmp_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c
+# the former jansson reader of PUSH_DATA is the reference (test code)
+fuzz_gwmp_json_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c \
+	tests/fuzz/gwmp_push_jansson.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
 fuzz: deps
@@ -185,8 +191,9 @@ fuzz: deps
 			-o build-fuzz/fuzz_$$f; \
 		mkdir -p build-fuzz/corpus/$$f; \
 		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+		dict=; [ -f tests/fuzz/fuzz_$$f.dict ] && dict=-dict=../tests/fuzz/fuzz_$$f.dict; \
 		(cd build-fuzz && ./fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-			-print_final_stats=1 corpus/$$f ../tests/fuzz/corpus/$$f \
+			-print_final_stats=1 $$dict corpus/$$f ../tests/fuzz/corpus/$$f \
 			> fuzz_$$f.log 2>&1) || { tail -n 40 build-fuzz/fuzz_$$f.log; exit 1; }; \
 		grep -E '^stat::(number_of_executed_units|new_units_added)' build-fuzz/fuzz_$$f.log; \
 	done

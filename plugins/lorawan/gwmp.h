@@ -7,7 +7,9 @@
  *
  * Pure: no I/O, no globals. Every parser takes bytes from the network,
  * checks lengths, types and ranges, and returns 0 or -EINVAL with a static
- * reason in *why. JSON goes through jansson.
+ * reason in *why. The JSON of PUSH_DATA, read for every received packet,
+ * goes through jsontok (no tree, no allocation in the common case), the
+ * rest through jansson.
  */
 #ifndef LABGW_LORAWAN_GWMP_H
 #define LABGW_LORAWAN_GWMP_H
@@ -127,7 +129,13 @@ struct gwmp_push {
 
 /* The JSON of a PUSH_DATA: a root object with an optional "rxpk" array and
  * an optional "stat" object. A bad rxpk element gets its own `error` and
- * does not fail the datagram; a bad root, rxpk or stat does. */
+ * does not fail the datagram; a bad root, rxpk or stat does (-EINVAL), as
+ * does a lack of memory for a document of more than 512 values and keys
+ * (-ENOMEM). What is accepted, and every field and error, are what the
+ * former jansson reader gave, but for two things: numbers jansson refused
+ * (beyond int64 or a double) make their field bad instead of the whole
+ * datagram, and a NUL byte outside a string is refused (jansson 2.14
+ * skipped one right after a number or literal). */
 int gwmp_parse_push(const uint8_t *json, size_t len, struct gwmp_push *out, const char **why);
 
 /* "SF7BW125" → 7, 125000 (SF 5..12; BW 125, 250 or 500). */
