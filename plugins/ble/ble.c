@@ -86,7 +86,8 @@
 #define ADV_LEGACY_MAX	   31	/* bytes of advertising data a sandbox may send */
 #define ADV_DURATION_MAX   3600 /* s: an advertisement ends by then at the latest */
 #define CALL_TIMEOUT_US	   (10 * 1000 * 1000)
-#define READ_HOLD_MS	   5 /* after the bus had something, the next read waits this long */
+#define READ_HOLD_MS	   5   /* after the bus had something, the next read waits this long */
+#define PUMP_MAX	   256 /* messages handled per turn: the loop serves others too */
 
 struct blob {
 	uint8_t len;
@@ -869,8 +870,26 @@ static void publish_adv(struct ble *s, struct dev *d)
 	size_t n;
 	int rc;
 
-	if (!d->addr[0])
-		return; /* not a device we can name */
+	if (!d->addr[0]) {
+		/* a device we met through a change only (we had let it go
+		 * while bluetoothd still had it): its path names it */
+		const char *p = strrchr(d->path, '/');
+		char a[BLE_ADDR_STR_LEN];
+		uint8_t b[BLE_ADDR_LEN];
+
+		if (p && strlen(p) == 5 + 17 && !strncmp(p, "/dev_", 5)) {
+			snprintf(a, sizeof(a), "%s", p + 5);
+			for (char *c = a; *c; c++)
+				if (*c == '_')
+					*c = ':';
+			if (ble_addr_parse(a, b))
+				ble_addr_str(b, d->addr);
+		}
+		if (!d->addr[0]) {
+			s->cnt.not_published++;
+			return;
+		}
+	}
 	if (d->random) {
 		uint8_t a[BLE_ADDR_LEN];
 
@@ -1356,7 +1375,9 @@ static bool bus_pump(struct ble *s)
 	bool did = false;
 	int rc = 0;
 
-	while (s->bus && (rc = sd_bus_process(s->bus, NULL)) > 0)
+	/* what is left waits for the next turn: sd-bus then reports a zero
+	 * timeout (bus_arm) or the hold timer comes back */
+	for (unsigned n = 0; n < PUMP_MAX && s->bus && (rc = sd_bus_process(s->bus, NULL)) > 0; n++)
 		did = true;
 	if (s->bus && rc < 0) {
 		bus_lost(s, rc);
