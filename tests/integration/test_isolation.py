@@ -8,6 +8,7 @@ import json
 import time
 
 from harness import (GW, WsClient, key_id_of, make_key, mqtt_connect_key, parse_rfc3339,
+                     wait_until,
                      publish_for_puback, rfc3339_in, run, track_pubacks)
 
 V3_SUB_FAILURE = 0x80
@@ -271,9 +272,11 @@ def test_a_sandbox_made_again_under_a_deleted_ones_id_inherits_nothing(labgwd):
     dev = run(busy_device())
     d.api("POST", "/api/v1/sandboxes/team/claims", {"tech": "ble", "dev": dev}, key=old,
           expect=201)
-    time.sleep(0.5)
+    # the claimed device's raw frames reach the history (written in batches)
+    wait_until(lambda: any("/rx/" in x["topic"] for x in d.api(
+        "GET", "/api/v1/sandboxes/team/frames?limit=1000", key=old)[1]["frames"]), 10, 0.1,
+        "raw frames of the claimed device in the history")
     old_frames = d.api("GET", "/api/v1/sandboxes/team/frames?limit=1000", key=old)[1]["frames"]
-    assert any("/rx/" in x["topic"] for x in old_frames), "no raw frames to lose"
     d.api("DELETE", "/api/v1/sandboxes/team", expect=200)
     t_deleted = time.time()
     d.api("POST", "/api/v1/sandboxes", {"id": "team", "name": "another team"}, expect=201)
