@@ -455,92 +455,81 @@ static int read_variant_basic(sd_bus_message *m, char type, void *out)
 	return sd_bus_message_exit_container(m);
 }
 
-/* ManufacturerData a{qv} (v: ay) */
+union map_key {
+	uint16_t q;
+	const char *s;
+	uint8_t y;
+};
+
+typedef void (*map_entry_fn)(struct dev *d, const union map_key *k, const struct blob *b);
+
+/* A map of byte arrays in a variant, a{Kv} with v: ay, each entry to fn:
+ * ManufacturerData a{qv}, ServiceData a{sv}, AdvertisingData a{yv}. */
+static int read_bytes_map(sd_bus_message *m, char ktype, struct dev *d, map_entry_fn fn)
+{
+	char vsig[] = {'a', '{', ktype, 'v', '}', 0};
+	int rc = enter_variant(m, vsig);
+
+	if (rc < 0)
+		return rc;
+	if ((rc = sd_bus_message_enter_container(m, 'a', vsig + 1)) < 0)
+		return rc;
+	vsig[4] = 0; /* "a{Kv" + 2: the entry "Kv" */
+	while ((rc = sd_bus_message_enter_container(m, 'e', vsig + 2)) > 0) {
+		union map_key k;
+		struct blob b;
+
+		if ((rc = sd_bus_message_read_basic(m, ktype, &k)) < 0 ||
+		    (rc = enter_variant(m, "ay")) < 0 || (rc = read_bytes(m, &b)) < 0 ||
+		    (rc = sd_bus_message_exit_container(m)) < 0 ||
+		    (rc = sd_bus_message_exit_container(m)) < 0)
+			return rc;
+		fn(d, &k, &b);
+	}
+	if (rc < 0)
+		return rc;
+	if ((rc = sd_bus_message_exit_container(m)) < 0)
+		return rc;
+	return sd_bus_message_exit_container(m);
+}
+
+static void add_mfr(struct dev *d, const union map_key *k, const struct blob *b)
+{
+	if (d->n_mfr < DEV_MFR_MAX)
+		d->mfr[d->n_mfr++] = (struct dev_mfr){.company = k->q, .b = *b};
+}
+
+static void add_svc(struct dev *d, const union map_key *k, const struct blob *b)
+{
+	struct ble_uuid u;
+
+	if (d->n_svc < DEV_SVC_MAX && ble_uuid_parse(k->s, &u))
+		d->svc[d->n_svc++] = (struct dev_svc){.uuid = u, .b = *b};
+}
+
+/* AdvertisingData: the AD types bluetoothd does not map to properties */
+static void add_other(struct dev *d, const union map_key *k, const struct blob *b)
+{
+	if (d->n_other < DEV_OTHER_MAX)
+		d->other[d->n_other++] = (struct dev_other){.type = k->y, .b = *b};
+}
+
 static int read_mfr(sd_bus_message *m, struct dev *d)
 {
-	int rc = enter_variant(m, "a{qv}");
-
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_enter_container(m, 'a', "{qv}")) < 0)
-		return rc;
 	d->n_mfr = 0;
-	while ((rc = sd_bus_message_enter_container(m, 'e', "qv")) > 0) {
-		uint16_t company;
-		struct dev_mfr tmp;
-
-		if ((rc = sd_bus_message_read_basic(m, 'q', &company)) < 0 ||
-		    (rc = enter_variant(m, "ay")) < 0 || (rc = read_bytes(m, &tmp.b)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0)
-			return rc;
-		tmp.company = company;
-		if (d->n_mfr < DEV_MFR_MAX)
-			d->mfr[d->n_mfr++] = tmp;
-	}
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_exit_container(m)) < 0)
-		return rc;
-	return sd_bus_message_exit_container(m);
+	return read_bytes_map(m, 'q', d, add_mfr);
 }
 
-/* ServiceData a{sv} (v: ay) */
 static int read_svc(sd_bus_message *m, struct dev *d)
 {
-	int rc = enter_variant(m, "a{sv}");
-
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_enter_container(m, 'a', "{sv}")) < 0)
-		return rc;
 	d->n_svc = 0;
-	while ((rc = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-		const char *uuid;
-		struct dev_svc tmp;
-
-		if ((rc = sd_bus_message_read_basic(m, 's', &uuid)) < 0 ||
-		    (rc = enter_variant(m, "ay")) < 0 || (rc = read_bytes(m, &tmp.b)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0)
-			return rc;
-		if (ble_uuid_parse(uuid, &tmp.uuid) && d->n_svc < DEV_SVC_MAX)
-			d->svc[d->n_svc++] = tmp;
-	}
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_exit_container(m)) < 0)
-		return rc;
-	return sd_bus_message_exit_container(m);
+	return read_bytes_map(m, 's', d, add_svc);
 }
 
-/* AdvertisingData a{yv} (v: ay): the AD types bluetoothd does not map to
- * properties of their own */
 static int read_other(sd_bus_message *m, struct dev *d)
 {
-	int rc = enter_variant(m, "a{yv}");
-
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_enter_container(m, 'a', "{yv}")) < 0)
-		return rc;
 	d->n_other = 0;
-	while ((rc = sd_bus_message_enter_container(m, 'e', "yv")) > 0) {
-		struct dev_other tmp;
-
-		if ((rc = sd_bus_message_read_basic(m, 'y', &tmp.type)) < 0 ||
-		    (rc = enter_variant(m, "ay")) < 0 || (rc = read_bytes(m, &tmp.b)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0 ||
-		    (rc = sd_bus_message_exit_container(m)) < 0)
-			return rc;
-		if (d->n_other < DEV_OTHER_MAX)
-			d->other[d->n_other++] = tmp;
-	}
-	if (rc < 0)
-		return rc;
-	if ((rc = sd_bus_message_exit_container(m)) < 0)
-		return rc;
-	return sd_bus_message_exit_container(m);
+	return read_bytes_map(m, 'y', d, add_other);
 }
 
 static int read_uuids(sd_bus_message *m, struct dev *d)

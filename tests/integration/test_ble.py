@@ -198,6 +198,13 @@ def test_adverts_become_frames_with_decoded_fields(labgwd, bus):
         bus.update(dev, DEVICE, {"RSSI": dbus.Int16(-70)})
         m = await ws.next_frame(timeout=5)
         assert m["frame"]["sig"]["rssi"] == -70 and m["frame"]["data"]["ibeacon"]["major"] == 7
+        # AD types bluetoothd passes as they are (AdvertisingData) are kept
+        # in the payload (0x24: a URI)
+        bus.heard(dev, {"RSSI": dbus.Int16(-69), "AdvertisingData": dbus.Dictionary(
+            {dbus.Byte(0x24): dbus.Array(b"\x17//lab", signature="y")}, signature="yv")})
+        m = await ws.next_frame(timeout=5)
+        raw = base64.b64decode(m["frame"]["payload"])
+        assert bytes([7, 0x24]) + b"\x17//lab" in raw, raw.hex()
         # a property that is not an advert (pairing) is no frame
         bus.update(dev, DEVICE, {"Trusted": dbus.Boolean(True)})
         bus.update(dev, DEVICE, {"RSSI": dbus.Int16(-71)})
