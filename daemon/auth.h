@@ -9,10 +9,10 @@
 #define AUTH_KEY_MAX 512
 
 struct principal {
-	char key_id[33];  /* loggable */
-	char sbx[33];     /* the sandbox of a sandbox key; "" for staff and kiosk */
-	uint32_t rights;  /* RIGHT_* (sandbox.h) */
-	uint32_t tx_techs; /* tx:<tech> rights, OR of enum labgw_tech */
+	char key_id[33];    /* loggable */
+	char sbx[33];	    /* the sandbox of a sandbox key; "" for staff and kiosk */
+	uint32_t rights;    /* RIGHT_* (sandbox.h) */
+	uint32_t tx_techs;  /* tx:<tech> rights, OR of enum labgw_tech */
 	int64_t expires_us; /* 0: never */
 	/* requests that arrive through the broker, whose ACL checked the
 	 * topic: the sandbox's own rights are implied */

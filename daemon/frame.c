@@ -264,7 +264,8 @@ static void write_value(struct strbuf *sb, const json_t *v, int depth)
 		json_t *m;
 		bool first = true;
 		strbuf_append(sb, "{", 1);
-		json_object_foreach((json_t *)v, k, m) {
+		json_object_foreach((json_t *)v, k, m)
+		{
 			if (!first)
 				strbuf_append(sb, ",", 1);
 			first = false;

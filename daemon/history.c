@@ -16,8 +16,8 @@
 
 /* Rows waiting for the writer; beyond, frames are not kept (and counted). */
 #define PENDING_MAX 50000
-#define FLUSH_MS 100
-#define REPLAY_MAX 1000
+#define FLUSH_MS    100
+#define REPLAY_MAX  1000
 
 struct pending {
 	char sbx[STORE_ID_MAX + 1];
@@ -38,7 +38,7 @@ struct history {
 	struct store *st;
 	struct pending *pending; /* ring of PENDING_MAX */
 	size_t head, count;
-	struct batch *inflight; /* at most one batch at the writer */
+	struct batch *inflight;	       /* at most one batch at the writer */
 	struct pending *inflight_msgs; /* the messages of that batch, for replays */
 	size_t inflight_n;
 	uv_timer_t timer;
@@ -313,7 +313,8 @@ static int add_frame(void *ud, uint64_t seq, const char *topic, const char *json
 	json_error_t je;
 	json_t *frame = json_loads(json, 0, &je);
 	if (frame)
-		json_array_append_new(c->arr, json_pack("{s:s,s:o}", "topic", topic, "frame", frame));
+		json_array_append_new(c->arr,
+				      json_pack("{s:s,s:o}", "topic", topic, "frame", frame));
 	c->last = seq;
 	return 0;
 }
@@ -329,15 +330,16 @@ int api_frames(struct history *h, const struct principal *who, const char *sbx, 
 	long long lim = 100;
 	const char *gw = h->d->cfg->gw_id;
 	if (since && *since && history_parse_id(gw, since, &from) < 0)
-		return api_fail(err, "BAD_REQUEST", "\"since\" is a frame id of this gateway (%s-…)",
-				gw);
+		return api_fail(err, "BAD_REQUEST",
+				"\"since\" is a frame id of this gateway (%s-…)", gw);
 	if (limit && *limit && parse_int(limit, 1, REPLAY_MAX, &lim) < 0)
 		return api_fail(err, "BAD_REQUEST", "\"limit\" is 1 to %d", REPLAY_MAX);
 	if (topic && *topic && !topic_filter_valid(topic))
 		return api_fail(err, "BAD_REQUEST", "\"topic\" is not a valid topic filter");
 	struct frames_ctx c = {json_array(), 0, gw};
 	/* a key without rx or observe must not read those parts back either */
-	int n = history_replay(h, sbx, from, topic && *topic ? topic : NULL, (int)lim, add_frame, &c);
+	int n = history_replay(h, sbx, from, topic && *topic ? topic : NULL, (int)lim, add_frame,
+			       &c);
 	if (n < 0) {
 		json_decref(c.arr);
 		return api_fail(err, "INTERNAL", "the history could not be read");
@@ -345,8 +347,8 @@ int api_frames(struct history *h, const struct principal *who, const char *sbx, 
 	if (!principal_is_staff(who)) {
 		size_t i = 0;
 		while (i < json_array_size(c.arr)) {
-			const char *t =
-				json_string_value(json_object_get(json_array_get(c.arr, i), "topic"));
+			const char *t = json_string_value(
+				json_object_get(json_array_get(c.arr, i), "topic"));
 			if (t && !sandboxes_may_receive(who, t))
 				json_array_remove(c.arr, i);
 			else

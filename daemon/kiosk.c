@@ -12,12 +12,12 @@
 #include "lora_airtime.h"
 #include "util.h"
 
-#define PUBLISH_MS 2000
-#define MINUTES 60          /* trend: frames per minute over the last hour */
+#define PUBLISH_MS	 2000
+#define MINUTES		 60	/* trend: frames per minute over the last hour */
 #define DEVICE_WINDOW_MS 300000 /* "nearby": seen in the last 5 minutes */
-#define DEVICES_MAX 50000   /* per tech; beyond, the count says "at least" */
-#define NTECH 4
-#define RADIOS_MAX 64
+#define DEVICES_MAX	 50000	/* per tech; beyond, the count says "at least" */
+#define NTECH		 4
+#define RADIOS_MAX	 64
 
 struct counter {
 	uint64_t total;
@@ -220,25 +220,26 @@ static void publish(uv_timer_t *timer)
 			uint64_t m = minute >= (uint64_t)j ? minute - (uint64_t)j : 0;
 			size_t i = m % MINUTES;
 			json_array_append_new(
-				trend, json_integer(k->tech[t].minute_no[i] == m && minute >= (uint64_t)j ?
-							    (json_int_t)k->tech[t].minute[i] :
-							    0));
+				trend,
+				json_integer(k->tech[t].minute_no[i] == m && minute >= (uint64_t)j
+						     ? (json_int_t)k->tech[t].minute[i]
+						     : 0));
 		}
-		json_object_set_new(
-			techs, frame_tech_name(tech_of[t]),
-			json_pack("{s:I,s:I,s:I,s:b,s:o}", "frames_total",
-				  (json_int_t)k->tech[t].total, "frames_last_minute",
-				  (json_int_t)last_minutes(&k->tech[t], minute, 1), "devices",
-				  (json_int_t)smap_size(k->devices[t]), "devices_capped",
-				  k->devices_capped[t], "trend_per_minute", trend));
+		json_object_set_new(techs, frame_tech_name(tech_of[t]),
+				    json_pack("{s:I,s:I,s:I,s:b,s:o}", "frames_total",
+					      (json_int_t)k->tech[t].total, "frames_last_minute",
+					      (json_int_t)last_minutes(&k->tech[t], minute, 1),
+					      "devices", (json_int_t)smap_size(k->devices[t]),
+					      "devices_capped", k->devices_capped[t],
+					      "trend_per_minute", trend));
 	}
 	json_t *radios = json_array();
 	for (size_t i = 0; i < k->nradios; i++)
-		json_array_append_new(radios,
-				      json_pack("{s:s,s:I,s:I}", "radio", k->radios[i].name,
-						"frames_total", (json_int_t)k->radios[i].c.total,
-						"frames_last_minute",
-						(json_int_t)last_minutes(&k->radios[i].c, minute, 1)));
+		json_array_append_new(
+			radios,
+			json_pack("{s:s,s:I,s:I}", "radio", k->radios[i].name, "frames_total",
+				  (json_int_t)k->radios[i].c.total, "frames_last_minute",
+				  (json_int_t)last_minutes(&k->radios[i].c, minute, 1)));
 	uint64_t air = 0;
 	for (unsigned j = 0; j < MINUTES && j <= minute; j++) {
 		size_t i = (minute - j) % MINUTES;
@@ -250,7 +251,8 @@ static void publish(uv_timer_t *timer)
 		return;
 	frame_set(f, LABGW_DATA, "techs", techs);
 	frame_set(f, LABGW_DATA, "radios", radios);
-	frame_set(f, LABGW_DATA, "lora_airtime_ms_last_hour", json_integer((json_int_t)(air / 1000)));
+	frame_set(f, LABGW_DATA, "lora_airtime_ms_last_hour",
+		  json_integer((json_int_t)(air / 1000)));
 	frame_set(f, LABGW_DATA, "device_window_s", json_integer(DEVICE_WINDOW_MS / 1000));
 	if (frame_seal(f, labgwd_next_seq(d), time_now_us()) == 0) {
 		char topic[96];

@@ -143,7 +143,8 @@ static void expire(struct policy *p)
 			cp = &c->next;
 			continue;
 		}
-		publish_status(p, c, LABGW_TX_FAILED, "no final status from the radio in time", NULL);
+		publish_status(p, c, LABGW_TX_FAILED, "no final status from the radio in time",
+			       NULL);
 		*cp = c->next;
 		pending_free(c);
 		p->npending--;
@@ -360,9 +361,10 @@ static int submit(struct policy *p, const struct principal *who, const char **lv
 	bool is_tx = sbx_tree && n == 9 && !strcmp(lv[4], "tx") && !strcmp(lv[8], "req");
 	bool is_req = sbx_tree && n == 6 && !strcmp(lv[4], "req");
 	if (!is_tx && !is_req)
-		return refuse(res, "FORBIDDEN",
-			      "clients publish only to labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req "
-			      "or labgw/v1/sbx/{sbx}/req/{op}");
+		return refuse(
+			res, "FORBIDDEN",
+			"clients publish only to labgw/v1/sbx/{sbx}/tx/{tech}/{gw}/{radio}/req "
+			"or labgw/v1/sbx/{sbx}/req/{op}");
 	const char *sbx = lv[3];
 	if (!ident_valid(sbx, 32))
 		return refuse(res, "BAD_REQUEST", "sandbox id '%.40s' is not valid", sbx);
@@ -408,8 +410,9 @@ static int submit(struct policy *p, const struct principal *who, const char **lv
 	int rc = submit_tx(p, who, lv, payload, text, len, dry_run, res);
 	free(text);
 	const char *detail =
-		rc == 0 ? (dry_run ? "dry run" : json_string_value(json_object_get(res->result, "tx"))) :
-			  res->message;
+		rc == 0 ? (dry_run ? "dry run"
+				   : json_string_value(json_object_get(res->result, "tx")))
+			: res->message;
 	sandboxes_audit(d->sandboxes, who, sbx, dry_run ? "tx.dry_run" : "tx", lv[7],
 			rc == 0 ? "ok" : res->code, (int64_t)len, detail);
 	return rc;
@@ -464,8 +467,8 @@ void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_i
 }
 
 /* Tells radio r of something that ended (op "lease.ended" or "claim.ended"). */
-static void notify_radio(struct policy *p, struct labgw_radio *r, const char *sbx,
-			 const char *op, json_t *body)
+static void notify_radio(struct policy *p, struct labgw_radio *r, const char *sbx, const char *op,
+			 json_t *body)
 {
 	char id[48], errbuf[256];
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;

@@ -22,7 +22,7 @@ struct policy_result {
 	const char *code; /* DESIGN §7 error code, NULL when accepted */
 	char message[256];
 	long long retry_after_ms; /* < 0: none */
-	char frees_at[32];        /* LEASE_REQUIRED: when the holder's lease ends, or "" */
+	char frees_at[32];	  /* LEASE_REQUIRED: when the holder's lease ends, or "" */
 	json_t *result;		  /* on success, the answer body (caller owns) */
 };
 

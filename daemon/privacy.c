@@ -138,7 +138,8 @@ static const struct {
 	{"rx.wlan.station", {"event", "ssid", "tx_bitrate_kbps", "rx_bitrate_kbps"}},
 	{"rx.lorawan.uplink", {"mtype", "adr", "ack", "fopts_len", "fport"}},
 	{"rx.lorawan.join", {"mtype"}},
-	{"state.cellular.signal", {"access_tech", "operator_code", "operator_name", "registration"}},
+	{"state.cellular.signal",
+	 {"access_tech", "operator_code", "operator_name", "registration"}},
 };
 
 json_t *privacy_filter_data(const char *type, const json_t *data)
@@ -181,7 +182,8 @@ json_t *privacy_filter_data(const char *type, const json_t *data)
 	if (!strcmp(type, "rx.cellular.sms")) {
 		json_t *t = json_object_get(data, "text");
 		if (json_is_string(t))
-			json_object_set_new(out, "length", json_integer((json_int_t)json_string_length(t)));
+			json_object_set_new(out, "length",
+					    json_integer((json_int_t)json_string_length(t)));
 		return out;
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(allow); i++) {

@@ -23,15 +23,15 @@
 
 /* Failed authentications from one address beyond this many per minute are
  * answered with a delay that doubles, up to AUTH_BLOCK_MAX_MS. */
-#define AUTH_FREE_FAILURES 5
-#define AUTH_WINDOW_MS 60000
-#define AUTH_BLOCK_MAX_MS 300000
-#define AUTH_TRACK_MAX 4096
+#define AUTH_FREE_FAILURES     5
+#define AUTH_WINDOW_MS	       60000
+#define AUTH_BLOCK_MAX_MS      300000
+#define AUTH_TRACK_MAX	       4096
 #define CLAIMS_PER_SANDBOX_MAX 1000
-#define KEYS_PER_SANDBOX_MAX 100
-#define LEASE_MAX_US (7LL * 86400 * 1000000)
+#define KEYS_PER_SANDBOX_MAX   100
+#define LEASE_MAX_US	       (7LL * 86400 * 1000000)
 #define LEASE_ENDING_NOTICE_US (5LL * 60 * 1000000)
-#define TICK_MS 200
+#define TICK_MS		       200
 
 struct bucket {
 	double tokens;
@@ -79,10 +79,10 @@ struct listener {
 struct sandboxes {
 	struct labgwd *d;
 	struct store *st;
-	struct smap *sbxs;   /* id → sbx_entry */
-	struct smap *keys;   /* key id → key_entry */
-	struct smap *claims; /* "tech:dev" → claim_entry */
-	struct smap *fails;  /* address → auth_fail */
+	struct smap *sbxs;	    /* id → sbx_entry */
+	struct smap *keys;	    /* key id → key_entry */
+	struct smap *claims;	    /* "tech:dev" → claim_entry */
+	struct smap *fails;	    /* address → auth_fail */
 	struct lease_entry *leases; /* not yet ended */
 	struct listener listeners[8];
 	size_t nlisteners;
@@ -99,11 +99,16 @@ static const struct {
 	const char *code;
 	int status;
 } codes[] = {
-	{"BAD_REQUEST", 400},        {"UNAUTHENTICATED", 401},
-	{"FORBIDDEN", 403},          {"NOT_FOUND", 404},
-	{"CONFLICT", 409},           {"QUOTA_EXCEEDED", 429},
-	{"DUTY_CYCLE_EXHAUSTED", 429}, {"LEASE_REQUIRED", 403},
-	{"RADIO_UNAVAILABLE", 503},  {"TOO_LARGE", 413},
+	{"BAD_REQUEST", 400},
+	{"UNAUTHENTICATED", 401},
+	{"FORBIDDEN", 403},
+	{"NOT_FOUND", 404},
+	{"CONFLICT", 409},
+	{"QUOTA_EXCEEDED", 429},
+	{"DUTY_CYCLE_EXHAUSTED", 429},
+	{"LEASE_REQUIRED", 403},
+	{"RADIO_UNAVAILABLE", 503},
+	{"TOO_LARGE", 413},
 	{"INTERNAL", 500},
 };
 
@@ -203,10 +208,11 @@ int rights_parse(const json_t *list, uint32_t *rights, uint32_t *tx_techs, struc
 			}
 		}
 		if (!found)
-			return api_fail(err, "BAD_REQUEST",
-					"unknown right \"%.32s\" (rx, observe, claim, lease, admin, "
-					"kiosk, tx:ble, tx:wlan, tx:lorawan, tx:cellular)",
-					r);
+			return api_fail(
+				err, "BAD_REQUEST",
+				"unknown right \"%.32s\" (rx, observe, claim, lease, admin, "
+				"kiosk, tx:ble, tx:wlan, tx:lorawan, tx:cellular)",
+				r);
 	}
 	return 0;
 }
@@ -424,11 +430,13 @@ static void tick_cb(uv_timer_t *t)
 			emit_event(sb, e->l.sbx, "lease.started",
 				   json_pack("{s:o}", "lease", lease_json(&e->l, now)));
 		}
-		if (!e->ending && e->l.end_us - LEASE_ENDING_NOTICE_US <= now && e->l.end_us > now) {
+		if (!e->ending && e->l.end_us - LEASE_ENDING_NOTICE_US <= now &&
+		    e->l.end_us > now) {
 			e->ending = true;
 			emit_event(sb, e->l.sbx, "lease.ending",
 				   json_pack("{s:o,s:I}", "lease", lease_json(&e->l, now),
-					     "ends_in_ms", (json_int_t)((e->l.end_us - now) / 1000)));
+					     "ends_in_ms",
+					     (json_int_t)((e->l.end_us - now) / 1000)));
 		}
 		if (e->l.end_us <= now) {
 			emit_event(sb, e->l.sbx, "lease.ended",
@@ -552,8 +560,9 @@ static int ensure_admin_key(struct sandboxes *sb)
 		} else {
 			load_key(sb, &k);
 			notify_key_new(sb, &k, full);
-			log_notice("no staff key existed: created key %s, written to %s (mode 0600)",
-				   k.id, path);
+			log_notice(
+				"no staff key existed: created key %s, written to %s (mode 0600)",
+				k.id, path);
 		}
 	}
 	explicit_bzero(full, sizeof(full));
@@ -574,8 +583,8 @@ int sandboxes_start(struct sandboxes *sb)
 		return rc;
 	}
 	char v[16];
-	sb->stopped = store_setting_get(sb->st, "emergency_stop", v, sizeof(v)) == 0 &&
-		      !strcmp(v, "1");
+	sb->stopped =
+		store_setting_get(sb->st, "emergency_stop", v, sizeof(v)) == 0 && !strcmp(v, "1");
 	if (sb->stopped)
 		log_warning("emergency stop is on: every transmit is refused until staff lift it");
 	rc = ensure_admin_key(sb);
@@ -657,8 +666,9 @@ static void auth_failed(struct sandboxes *sb, const char *addr)
 			delay = AUTH_BLOCK_MAX_MS;
 		f->blocked_until_ms = now + delay;
 		if (over == 1)
-			log_warning("authentication: %u failures from %s in a minute; slowing it down",
-				    f->count, addr);
+			log_warning(
+				"authentication: %u failures from %s in a minute; slowing it down",
+				f->count, addr);
 	}
 }
 
@@ -750,17 +760,19 @@ bool sandboxes_may_read(struct sandboxes *sb, const struct principal *who, const
 			const char *rest = filter + strlen(prefix);
 			if ((!strncmp(rest, "rx/", 3) || !strcmp(rest, "rx")) &&
 			    !(who->rights & RIGHT_RX))
-				return api_fail(err, "FORBIDDEN", "this key lacks the right rx"), false;
+				return api_fail(err, "FORBIDDEN", "this key lacks the right rx"),
+				       false;
 			if ((!strncmp(rest, "obs/", 4) || !strcmp(rest, "obs")) &&
 			    !(who->rights & RIGHT_OBSERVE))
-				return api_fail(err, "FORBIDDEN", "this key lacks the right observe"),
+				return api_fail(err, "FORBIDDEN",
+						"this key lacks the right observe"),
 				       false;
 			return true;
 		}
 	}
 	if (who->sbx[0])
-		api_fail(err, "FORBIDDEN", "this key reads labgw/v1/sbx/%s/... and labgw/v1/gw/... only",
-			 who->sbx);
+		api_fail(err, "FORBIDDEN",
+			 "this key reads labgw/v1/sbx/%s/... and labgw/v1/gw/... only", who->sbx);
 	else
 		api_fail(err, "FORBIDDEN",
 			 "this key reads labgw/v1/pub/... and the gateway state only");
@@ -975,8 +987,8 @@ static int budget_check(struct sandboxes *sb, struct sbx_entry *e, enum store_us
 	int64_t used = usage_get(sb, e, kind);
 	if (used + amount <= limit)
 		return 0;
-	api_fail(err, "QUOTA_EXCEEDED", "daily %s budget of sandbox %s used up (%lld of %lld)", what,
-		 e->s.id, (long long)used, (long long)limit);
+	api_fail(err, "QUOTA_EXCEEDED", "daily %s budget of sandbox %s used up (%lld of %lld)",
+		 what, e->s.id, (long long)used, (long long)limit);
 	err->retry_after_ms = ms_to_midnight();
 	if (!e->quota_notice_sent[kind]) {
 		e->quota_notice_sent[kind] = true;
@@ -1027,8 +1039,7 @@ int sandboxes_tx_check(struct sandboxes *sb, const struct principal *who, const 
 	if (budget_check(sb, e, USAGE_AIRTIME_MS, e->s.quotas.airtime_ms_per_day, cost->airtime_ms,
 			 "LoRa airtime", err) < 0)
 		return -1;
-	if (cost->sms &&
-	    budget_check(sb, e, USAGE_SMS, e->s.quotas.sms_per_day, 1, "SMS", err) < 0)
+	if (cost->sms && budget_check(sb, e, USAGE_SMS, e->s.quotas.sms_per_day, 1, "SMS", err) < 0)
 		return -1;
 	return 0;
 }
@@ -1120,7 +1131,8 @@ static int need_own(struct sandboxes *sb, const struct principal *who, const cha
 			return api_fail(err, "FORBIDDEN", "this key may not act for sandbox '%s'",
 					sbx);
 		if (right && !(who->rights & right))
-			return api_fail(err, "FORBIDDEN", "this key lacks the right %s", right_name);
+			return api_fail(err, "FORBIDDEN", "this key lacks the right %s",
+					right_name);
 	}
 	struct sbx_entry *e = sbx_find(sb, sbx);
 	if (!e)
@@ -1446,9 +1458,9 @@ static json_t *key_json(const struct store_key *k)
 {
 	return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:s}", "id", k->id, "sandbox",
 			 k->sbx[0] ? json_string(k->sbx) : json_null(), "rights",
-			 rights_to_json(k->rights, k->tx_techs), "created", time_json(k->created_us),
-			 "expires", time_json(k->expires_us), "revoked", time_json(k->revoked_us),
-			 "note", k->note);
+			 rights_to_json(k->rights, k->tx_techs), "created",
+			 time_json(k->created_us), "expires", time_json(k->expires_us), "revoked",
+			 time_json(k->revoked_us), "note", k->note);
 }
 
 int api_key_create(struct sandboxes *sb, const struct principal *who, const char *sbx,
@@ -1568,8 +1580,8 @@ static bool mac_valid(const char *s)
 	if (strlen(s) != 17)
 		return false;
 	for (int i = 0; i < 17; i++) {
-		if (i % 3 == 2 ? s[i] != ':' : !((s[i] >= '0' && s[i] <= '9') ||
-						 (s[i] >= 'a' && s[i] <= 'f')))
+		if (i % 3 == 2 ? s[i] != ':'
+			       : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	}
 	return true;
@@ -1604,16 +1616,17 @@ static const char *dev_check(uint32_t tech, char *dev)
 			*p = (char)(*p - 'A' + 'a');
 	switch (tech) {
 	case LABGW_TECH_BLE:
-		return mac_valid(dev) ? NULL : "a BLE device is its address, like c0:ff:ee:00:00:01";
+		return mac_valid(dev) ? NULL
+				      : "a BLE device is its address, like c0:ff:ee:00:00:01";
 	case LABGW_TECH_WLAN:
 		return mac_valid(dev) ? NULL : "a WLAN station is its MAC, like 02:00:00:00:00:01";
 	case LABGW_TECH_LORAWAN:
-		return hex_valid(dev, 8) || hex_valid(dev, 16) ?
-			       NULL :
-			       "a LoRaWAN device is its DevAddr (8 hex) or DevEUI (16 hex)";
+		return hex_valid(dev, 8) || hex_valid(dev, 16)
+			       ? NULL
+			       : "a LoRaWAN device is its DevAddr (8 hex) or DevEUI (16 hex)";
 	case LABGW_TECH_CELLULAR:
-		return e164_valid(dev) ? NULL :
-					 "a phone is its number in E.164, like +4915112345678";
+		return e164_valid(dev) ? NULL
+				       : "a phone is its number in E.164, like +4915112345678";
 	}
 	return "unknown tech";
 }
@@ -1713,8 +1726,7 @@ int api_claim_create(struct sandboxes *sb, const struct principal *who, const ch
 	if (e->claims >= CLAIMS_PER_SANDBOX_MAX)
 		return api_fail(err, "QUOTA_EXCEEDED", "a sandbox has at most %d claims",
 				CLAIMS_PER_SANDBOX_MAX);
-	int rc = sandboxes_claim_owner(sb, tech, c.dev) ? -EBUSY :
-							    store_claim_create(sb->st, &c);
+	int rc = sandboxes_claim_owner(sb, tech, c.dev) ? -EBUSY : store_claim_create(sb->st, &c);
 	if (rc == -EBUSY || rc == -EEXIST) {
 		sandboxes_audit(sb, who, sbx, "claim.create", c.dev, "CONFLICT", 0, NULL);
 		return api_fail(err, "CONFLICT", "%s %s is claimed already", tech_s, c.dev);
@@ -1723,9 +1735,9 @@ int api_claim_create(struct sandboxes *sb, const struct principal *who, const ch
 		return store_fail(err, rc);
 	load_claim(sb, &c);
 	sandboxes_audit(sb, who, sbx, "claim.create", c.dev, "ok", 0,
-			c.has_session_keys ? "with session keys" :
-			c.has_irk	   ? "with an identity resolving key" :
-					     NULL);
+			c.has_session_keys ? "with session keys"
+			: c.has_irk	   ? "with an identity resolving key"
+					   : NULL);
 	*result = claim_json(&c);
 	explicit_bzero(&c, sizeof(c));
 	return 0;
@@ -1757,8 +1769,7 @@ int api_claim_list(struct sandboxes *sb, const struct principal *who, const char
 }
 
 int api_claim_delete(struct sandboxes *sb, const struct principal *who, const char *sbx,
-		     const char *tech_s, const char *dev_s, json_t **result,
-		     struct api_error *err)
+		     const char *tech_s, const char *dev_s, json_t **result, struct api_error *err)
 {
 	if (need_own(sb, who, sbx, RIGHT_CLAIM, "claim", NULL, err) < 0)
 		return -1;
@@ -1815,10 +1826,11 @@ static bool resource_valid(struct sandboxes *sb, const char *res, struct api_err
 		  ((t & LABGW_TECH_CELLULAR) && !strcmp(kind, "sms")) ||
 		  ((t & LABGW_TECH_WLAN) && !strcmp(kind, "scan"));
 	if (!ok)
-		api_fail(err, "BAD_REQUEST",
-			 "radio %s has no resource '%.16s' (kinds: tx for lorawan, adv and gatt for "
-			 "ble, sms for cellular, scan for wlan)",
-			 radio, kind);
+		api_fail(
+			err, "BAD_REQUEST",
+			"radio %s has no resource '%.16s' (kinds: tx for lorawan, adv and gatt for "
+			"ble, sms for cellular, scan for wlan)",
+			radio, kind);
 	return ok;
 }
 
@@ -1841,7 +1853,8 @@ int api_lease_create(struct sandboxes *sb, const struct principal *who, const ch
 	if (!strcmp(start, "now"))
 		l.start_us = l.created_us;
 	else if (time_parse_rfc3339(start, &l.start_us) < 0)
-		return api_fail(err, "BAD_REQUEST", "\"start\" must be an RFC 3339 time or \"now\"");
+		return api_fail(err, "BAD_REQUEST",
+				"\"start\" must be an RFC 3339 time or \"now\"");
 	if (time_parse_rfc3339(end, &l.end_us) < 0)
 		return api_fail(err, "BAD_REQUEST", "\"end\" must be an RFC 3339 time");
 	if (l.end_us <= l.start_us)
@@ -1916,17 +1929,20 @@ int api_lease_delete(struct sandboxes *sb, const struct principal *who, const ch
 	int64_t now = now_us();
 	bool active = le->l.start_us <= now;
 	/* an active lease ends now (kept for the record); a pending one goes */
-	int rc = active ? store_lease_end(sb->st, sbx, id, now) : store_lease_delete(sb->st, sbx, id);
+	int rc = active ? store_lease_end(sb->st, sbx, id, now)
+			: store_lease_delete(sb->st, sbx, id);
 	if (rc < 0 && rc != -ENOENT)
 		return store_fail(err, rc);
 	if (active) {
 		le->l.end_us = now;
-		emit_event(sb, sbx, "lease.ended", json_pack("{s:o}", "lease", lease_json(&le->l, now)));
+		emit_event(sb, sbx, "lease.ended",
+			   json_pack("{s:o}", "lease", lease_json(&le->l, now)));
 		lease_gone(sb, &le->l);
 	}
 	*lp = le->next;
 	free(le);
-	sandboxes_audit(sb, who, sbx, "lease.delete", lease_id, "ok", 0, active ? "ended early" : NULL);
+	sandboxes_audit(sb, who, sbx, "lease.delete", lease_id, "ok", 0,
+			active ? "ended early" : NULL);
 	*result = json_pack("{s:s}", "deleted", lease_id);
 	return 0;
 }
@@ -1944,13 +1960,13 @@ static int list_audit(void *ud, const struct store_audit *a)
 	char id[32];
 	snprintf(id, sizeof(id), "%lld", (long long)a->id);
 	json_t *detail = json_string(a->detail);
-	json_array_append_new(c->arr, json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:I,s:o}", "id", id,
-						"time", time_json(a->time_us), "key_id", a->key_id,
-						"sandbox",
-						a->sbx[0] ? json_string(a->sbx) : json_null(),
-						"action", a->action, "target", a->target, "result",
-						a->result, "size", (json_int_t)a->size, "detail",
-						detail ? detail : json_string("")));
+	json_array_append_new(c->arr,
+			      json_pack("{s:s,s:o,s:s,s:o,s:s,s:s,s:s,s:I,s:o}", "id", id, "time",
+					time_json(a->time_us), "key_id", a->key_id, "sandbox",
+					a->sbx[0] ? json_string(a->sbx) : json_null(), "action",
+					a->action, "target", a->target, "result", a->result, "size",
+					(json_int_t)a->size, "detail",
+					detail ? detail : json_string("")));
 	c->last = a->id;
 	return 0;
 }
@@ -1989,8 +2005,8 @@ int api_stop(struct sandboxes *sb, const struct principal *who, bool on, json_t 
 {
 	if (need_staff(who, err) < 0)
 		return -1;
-	int rc = on ? store_setting_set(sb->st, "emergency_stop", "1") :
-		      store_setting_delete(sb->st, "emergency_stop");
+	int rc = on ? store_setting_set(sb->st, "emergency_stop", "1")
+		    : store_setting_delete(sb->st, "emergency_stop");
 	if (rc < 0 && rc != -ENOENT)
 		return store_fail(err, rc);
 	if (sb->stopped != on) {
@@ -2028,13 +2044,15 @@ int api_request_op(struct sandboxes *sb, const struct principal *who, const char
 		if (json_is_integer(id))
 			snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(id));
 		else
-			snprintf(buf, sizeof(buf), "%s", json_is_string(id) ? json_string_value(id) : "");
+			snprintf(buf, sizeof(buf), "%s",
+				 json_is_string(id) ? json_string_value(id) : "");
 		return api_lease_delete(sb, who, sbx, buf, result, err);
 	}
 	if (!strcmp(op, "sandbox"))
 		return api_sandbox_get(sb, who, sbx, result, err);
-	return api_fail(err, "NOT_FOUND",
-			"unknown request op '%.32s' (claim, unclaim, claims, lease, unlease, leases, "
-			"sandbox)",
-			op);
+	return api_fail(
+		err, "NOT_FOUND",
+		"unknown request op '%.32s' (claim, unclaim, claims, lease, unlease, leases, "
+		"sandbox)",
+		op);
 }

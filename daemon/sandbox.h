@@ -21,19 +21,19 @@ struct labgwd;
 struct sandboxes;
 
 /* rights of a key; the tx:<tech> rights are a separate mask of techs */
-#define RIGHT_RX (1u << 0)      /* frames of the sandbox's claimed devices */
+#define RIGHT_RX      (1u << 0) /* frames of the sandbox's claimed devices */
 #define RIGHT_OBSERVE (1u << 1) /* pseudonymised frames of unclaimed devices */
-#define RIGHT_CLAIM (1u << 2)
-#define RIGHT_LEASE (1u << 3)
-#define RIGHT_ADMIN (1u << 4)   /* staff: everything */
-#define RIGHT_KIOSK (1u << 5)   /* public aggregates only */
+#define RIGHT_CLAIM   (1u << 2)
+#define RIGHT_LEASE   (1u << 3)
+#define RIGHT_ADMIN   (1u << 4) /* staff: everything */
+#define RIGHT_KIOSK   (1u << 5) /* public aggregates only */
 
 struct api_error {
 	const char *code; /* BAD_REQUEST, UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, ... */
 	int http_status;
 	char message[256];
 	long long retry_after_ms; /* < 0: none */
-	char frees_at[32];        /* CONFLICT of a lease: RFC 3339 time it frees, or "" */
+	char frees_at[32];	  /* CONFLICT of a lease: RFC 3339 time it frees, or "" */
 };
 
 /* Fill err; returns -1 (convenient as `return api_fail(...)`). */

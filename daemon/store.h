@@ -20,11 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_ID_MAX 32     /* sandbox and key ids: ident_valid(..., 32) */
-#define STORE_NAME_MAX 128  /* sandbox display names */
-#define STORE_DEV_MAX 63    /* device ids (frame_dev_valid) */
-#define STORE_RES_MAX 64    /* lease resources "radio:kind" */
-#define STORE_TEXT_MAX 256  /* audit details */
+#define STORE_ID_MAX	  32   /* sandbox and key ids: ident_valid(..., 32) */
+#define STORE_NAME_MAX	  128  /* sandbox display names */
+#define STORE_DEV_MAX	  63   /* device ids (frame_dev_valid) */
+#define STORE_RES_MAX	  64   /* lease resources "radio:kind" */
+#define STORE_TEXT_MAX	  256  /* audit details */
 #define STORE_SETTING_MAX 4096 /* setting values, NUL not counted */
 
 struct store;
@@ -47,11 +47,11 @@ int store_setting_delete(struct store *st, const char *name);
 /* ---- sandboxes ---- */
 struct store_quotas {
 	/* 0 means "no limit" */
-	int64_t requests_per_s;  /* client requests (ops, REST calls) */
-	int64_t frames_per_s;    /* frames delivered to the sandbox */
-	int64_t tx_per_day;      /* transmits accepted per UTC day */
+	int64_t requests_per_s;	    /* client requests (ops, REST calls) */
+	int64_t frames_per_s;	    /* frames delivered to the sandbox */
+	int64_t tx_per_day;	    /* transmits accepted per UTC day */
 	int64_t airtime_ms_per_day; /* LoRa airtime per UTC day */
-	int64_t sms_per_day;     /* SMS sent per UTC day */
+	int64_t sms_per_day;	    /* SMS sent per UTC day */
 };
 
 struct store_sandbox {
@@ -75,9 +75,9 @@ int store_sandbox_list(struct store *st, store_sandbox_cb cb, void *ud);
 struct store_key {
 	char id[STORE_ID_MAX + 1];
 	char sbx[STORE_ID_MAX + 1]; /* "" for staff and kiosk keys */
-	uint32_t rights;            /* RIGHT_* of sandbox.h */
-	uint32_t tx_techs;          /* OR of enum labgw_tech: the tx:<tech> rights */
-	unsigned char hash[32];     /* SHA-256 of the secret */
+	uint32_t rights;	    /* RIGHT_* of sandbox.h */
+	uint32_t tx_techs;	    /* OR of enum labgw_tech: the tx:<tech> rights */
+	unsigned char hash[32];	    /* SHA-256 of the secret */
 	int64_t created_us;
 	int64_t expires_us; /* 0: never */
 	int64_t revoked_us; /* 0: not revoked */
@@ -154,10 +154,10 @@ struct store_audit {
 	int64_t time_us;
 	char key_id[STORE_ID_MAX + 1];
 	char sbx[STORE_ID_MAX + 1];
-	char action[48];  /* "tx", "key.create", "claim.delete", "stop.on", ... */
+	char action[48];		/* "tx", "key.create", "claim.delete", "stop.on", ... */
 	char target[STORE_RES_MAX + 1]; /* radio, resource, key id, device, ... */
-	char result[32];  /* "ok" or an error code */
-	int64_t size;     /* bytes of a transmit, else 0 */
+	char result[32];		/* "ok" or an error code */
+	int64_t size;			/* bytes of a transmit, else 0 */
 	char detail[STORE_TEXT_MAX + 1];
 };
 
@@ -170,10 +170,10 @@ int store_audit_list(struct store *st, const char *sbx, int64_t since_id, int li
 /* ---- frame history ---- */
 struct store_history_row {
 	char sbx[STORE_ID_MAX + 1];
-	uint64_t seq;     /* the frame's sequence number (its id's hex part) */
+	uint64_t seq; /* the frame's sequence number (its id's hex part) */
 	int64_t time_us;
-	char *topic;      /* owned by the row */
-	char *json;       /* the frame as the sandbox saw it; owned */
+	char *topic; /* owned by the row */
+	char *json;  /* the frame as the sandbox saw it; owned */
 };
 
 /* Write rows in one transaction on the history connection; safe to call

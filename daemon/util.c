@@ -320,8 +320,8 @@ int time_parse_rfc3339(const char *s, int64_t *us)
 		return -EINVAL;
 	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
 	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
-	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 ||
-	    m > 59 || sec < 0 || sec > 60)
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
+	    sec < 0 || sec > 60)
 		return -EINVAL;
 	const char *p = s + 19;
 	int64_t frac = 0;

@@ -144,8 +144,8 @@ static bool authenticate(struct ws_session *s, const char *key, const json_t *re
 		log_info("ws %s: authentication refused: %s", s->peer, err.message);
 		http__stats(s->srv)->ws_errors++;
 		close_later(s,
-			    strcmp(err.code, "QUOTA_EXCEEDED") ? WS_CLOSE_UNAUTHENTICATED :
-								  WS_CLOSE_QUOTA,
+			    strcmp(err.code, "QUOTA_EXCEEDED") ? WS_CLOSE_UNAUTHENTICATED
+							       : WS_CLOSE_QUOTA,
 			    err.message);
 		return false;
 	}
@@ -245,7 +245,8 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 			return;
 		}
 		if (s->replay.active) {
-			reply_error(s, op->id, "CONFLICT", "a replay is running in this session", -1);
+			reply_error(s, op->id, "CONFLICT", "a replay is running in this session",
+				    -1);
 			return;
 		}
 	}

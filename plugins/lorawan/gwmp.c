@@ -111,7 +111,6 @@ void gwmp_set_token(uint8_t *buf, size_t len, uint16_t token)
 	}
 }
 
-
 void gwmp_eui_str(uint64_t eui, char out[17])
 {
 	snprintf(out, 17, "%016llx", (unsigned long long)eui);
@@ -824,8 +823,8 @@ int gwmp_parse_pull_resp(const uint8_t *json, size_t len, struct gwmp_txpk *t, b
 	if (data) {
 		uint8_t buf[GWMP_PHY_MAX];
 		long n = json_is_string(data)
-				 ? base64_decode(json_string_value(data),
-						   json_string_length(data), buf, sizeof(buf))
+				 ? base64_decode(json_string_value(data), json_string_length(data),
+						 buf, sizeof(buf))
 				 : -1;
 
 		if (n < 0) {

@@ -1890,7 +1890,7 @@ static int parse_req(struct lw *s, const struct labgw_command *cmd, struct req *
 
 		q->raw = true;
 		n = json_is_string(v) ? base64_decode(json_string_value(v), json_string_length(v),
-							q->phy, sizeof(q->phy))
+						      q->phy, sizeof(q->phy))
 				      : -1;
 		if (n < 1) {
 			rc = refuse(errbuf, errlen, -EINVAL,

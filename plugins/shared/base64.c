@@ -75,4 +75,3 @@ long base64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 	}
 	return (long)n;
 }
-

@@ -539,7 +539,6 @@ static int refuse(char *errbuf, size_t errlen, int err, const char *fmt, ...)
 	return err;
 }
 
-
 static bool is_hex(const char *s, size_t n)
 {
 	return strlen(s) == n && strspn(s, "0123456789abcdefABCDEF") == n;
@@ -619,7 +618,8 @@ static int check_lorawan(json_t *body, char *errbuf, size_t errlen)
 	if (conf && !json_is_boolean(conf))
 		return refuse(errbuf, errlen, -EINVAL, "\"confirmed\" must be true or false");
 	json_t *sf = json_object_get(body, "sf");
-	if (sf && (!json_is_integer(sf) || json_integer_value(sf) < 7 || json_integer_value(sf) > 12))
+	if (sf &&
+	    (!json_is_integer(sf) || json_integer_value(sf) < 7 || json_integer_value(sf) > 12))
 		return refuse(errbuf, errlen, -EINVAL, "\"sf\" must be an integer 7..12");
 	n = get_b64(body, "payload", buf, sizeof(buf), errbuf, errlen);
 	return n < 0 ? (int)n : 0;

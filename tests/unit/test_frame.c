@@ -387,8 +387,9 @@ static void test_sections_encode_every_value_type(void **state)
 				 "max", (json_int_t)INT64_MAX, "min", (json_int_t)INT64_MIN, "zero",
 				 0, "half", 7.5, "neg", -7.3, "big", 1e300, "whole", 3.0, "t", 1,
 				 "f", 0, "nil", "esc", "q\"b\\s/n\nr\rt\tc\x01\x1f", "utf8",
-				 "Gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x93\xa1", "arr",
-				 1, "two", "k", 3);
+				 "Gr\xc3\xbc\xc3\x9f"
+				 "e \xe2\x82\xac \xf0\x9f\x93\xa1",
+				 "arr", 1, "two", "k", 3);
 	assert_non_null(want);
 	const char *k;
 	json_t *v;

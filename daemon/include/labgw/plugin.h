@@ -92,7 +92,7 @@ typedef void (*labgw_done_fn)(void *user_data, int status);
 /* What a transmit costs, filled by the regulatory hook (ABI 1.2). */
 struct labgw_tx_cost {
 	uint32_t size;
-	uint64_t airtime_ms;     /* time on air (LoRa), 0 where it does not apply */
+	uint64_t airtime_ms;	 /* time on air (LoRa), 0 where it does not apply */
 	uint64_t retry_after_ms; /* when refused with -EAGAIN: when it would pass */
 	void *reserved[4];
 };
