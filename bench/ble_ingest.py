@@ -51,36 +51,15 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 import websockets  # noqa: E402
 
 import harness  # noqa: E402
+from benchlib import cpu_model, cpu_seconds, git_rev, percentile, rss_kib  # noqa: E402
 
 GOAL_ADVERTS_PER_S = 2000
 GOAL_CPU_PCT = 10.0
 TOPIC = "labgw/v1/adm/+/rx/ble/#"
 RADIO = "ble0"
 SEQ_COMPANY = "ffff"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is field 3 (state): utime and stime are fields 14 and 15
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return None
-
-
-def percentile(sorted_vals, p):
-    if not sorted_vals:
-        return None
-    k = min(len(sorted_vals) - 1, max(0, int(round(p / 100.0 * (len(sorted_vals) - 1)))))
-    return sorted_vals[k]
 
 
 def delays(vals):
@@ -478,11 +457,11 @@ def main():
                 "private D-Bus into labgwd's ble radio, out as WebSocket frames on %s; "
                 "reference: the sim radio at the same frame rate" % TOPIC,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
+        "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": platform.release(),
                  "loadavg_before": [round(x, 2) for x in load_before],
                  "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "labgw_version": (HERE.parent / "VERSION").read_text().strip(),
-        "git": _git_rev(),
+        "git": git_rev(),
         "devices": a.devices,
         "duration_s": a.duration,
         "goal": verdict,
@@ -495,24 +474,6 @@ def main():
     Path(a.out).write_text(text + "\n")
     bad = [r for r in runs if r.get("daemon_exit") != 0]
     return 1 if bad else 0
-
-
-def _cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _git_rev():
-    try:
-        return subprocess.run(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"],
-                              capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 if __name__ == "__main__":
