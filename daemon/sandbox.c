@@ -2011,10 +2011,16 @@ int api_stop(struct sandboxes *sb, const struct principal *who, bool on, json_t 
 		return store_fail(err, rc);
 	if (sb->stopped != on) {
 		sb->stopped = on;
-		if (on)
+		if (on) {
 			log_warning("emergency stop ON by key %s: every transmit is refused",
 				    who->key_id);
-		else
+			/* and what is on the air now stops: radios end what
+			 * the active leases allowed (advertisements, GATT) */
+			int64_t now = now_us();
+			for (const struct lease_entry *e = sb->leases; e; e = e->next)
+				if (e->l.start_us <= now && now < e->l.end_us)
+					lease_gone(sb, &e->l);
+		} else
 			log_notice("emergency stop lifted by key %s", who->key_id);
 		sandboxes_audit(sb, who, NULL, on ? "stop.on" : "stop.off", "", "ok", 0, NULL);
 	}

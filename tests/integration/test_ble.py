@@ -741,3 +741,30 @@ def test_gatt_closes_when_the_claim_ends(labgwd, bus):
         await ws.close()
 
     run(go())
+
+
+def test_the_emergency_stop_takes_an_advertisement_off_the_air(labgwd, bus):
+    bus.start_bluez()
+    path = bus.add_adapter()
+    mock = dbus.Interface(bus.obj(path), "org.freedesktop.DBus.Mock")
+    mock.AddMethods("org.bluez.LEAdvertisingManager1",
+                    [("RegisterAdvertisement", "oa{sv}", "", ""),
+                     ("UnregisterAdvertisement", "o", "", "")])
+    d = ble_daemon(labgwd, bus)
+    details_until(d, lambda x: x.get("discovering"), what="discovery on")
+    key = d.sandbox("team", rights=("tx:ble", "lease"), leases=("ble0:adv",))
+    status, p = d.api("POST", "/api/v1/sandboxes/team/tx",
+                      {"tech": "ble", "radio": RADIO,
+                       "payload": base64.b64encode(ADV_AD).decode()}, key=key)
+    assert status == 202, p
+    details_until(d, lambda x: x["advertising"]["registered"], what="advertising")
+    assert not mock.GetMethodCalls("UnregisterAdvertisement")
+    d.api("PUT", "/api/v1/stop", expect=200)
+    wait_until(lambda: mock.GetMethodCalls("UnregisterAdvertisement"), 2, 0.05,
+               "the advertisement taken off the air")
+    details_until(d, lambda x: not x["advertising"]["registered"], what="advertising off")
+    status, p = d.api("POST", "/api/v1/sandboxes/team/tx",
+                      {"tech": "ble", "radio": RADIO,
+                       "payload": base64.b64encode(ADV_AD).decode()}, key=key)
+    assert status == 503 and p["code"] == "RADIO_UNAVAILABLE", p
+    d.api("DELETE", "/api/v1/stop", expect=200)
