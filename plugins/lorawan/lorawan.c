@@ -36,6 +36,7 @@
 #include <labgw/plugin.h>
 
 #include "dutycycle.h"
+#include "frame_builder.h"
 #include "gwmp.h"
 #include "lora_airtime.h"
 #include "lorawan_crypto.h"
@@ -538,57 +539,6 @@ static int lw_init(struct labgw_radio *r, const struct labgw_host *host, void **
 	host->radio_set_techs(r, LABGW_TECH_LORAWAN);
 	*state = s;
 	return 0;
-}
-
-/* ---- frame building ---------------------------------------------------- */
-
-/* The first failing setter sticks in err; the rest are skipped. */
-struct fb {
-	const struct labgw_host *h;
-	struct labgw_frame *f;
-	int err;
-};
-
-static void fb_int(struct fb *b, enum labgw_section sec, const char *key, int64_t v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_int(b->f, sec, key, v);
-}
-
-static void fb_double(struct fb *b, enum labgw_section sec, const char *key, double v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_double(b->f, sec, key, v);
-}
-
-static void fb_bool(struct fb *b, enum labgw_section sec, const char *key, bool v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_bool(b->f, sec, key, v);
-}
-
-static void fb_str(struct fb *b, enum labgw_section sec, const char *key, const char *v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_str(b->f, sec, key, v);
-}
-
-static void fb_hex(struct fb *b, enum labgw_section sec, const char *key, const void *v, size_t n)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_hex(b->f, sec, key, v, n);
-}
-
-static void fb_b64(struct fb *b, enum labgw_section sec, const char *key, const void *v, size_t n)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_base64(b->f, sec, key, v, n);
-}
-
-static void fb_dev(struct fb *b, const char *dev)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_dev(b->f, dev);
 }
 
 /* ---- concentrators ----------------------------------------------------- */

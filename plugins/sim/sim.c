@@ -24,6 +24,7 @@
 
 #include "../ble/ad.h"
 #include "../ble/adv.h"
+#include "frame_builder.h"
 #include "gen.h"
 #include "base64.h"
 #include "lora_airtime.h"
@@ -173,50 +174,6 @@ static int sim_init(struct labgw_radio *r, const struct labgw_host *host, void *
 }
 
 /* ---- frames ----------------------------------------------------------- */
-
-/* Builds one frame; the first failing setter sticks in err and the rest
- * are skipped. */
-struct fb {
-	const struct labgw_host *h;
-	struct labgw_frame *f;
-	int err;
-};
-
-static void fb_int(struct fb *b, enum labgw_section sec, const char *key, int64_t v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_int(b->f, sec, key, v);
-}
-
-static void fb_double(struct fb *b, enum labgw_section sec, const char *key, double v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_double(b->f, sec, key, v);
-}
-
-static void fb_bool(struct fb *b, enum labgw_section sec, const char *key, bool v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_bool(b->f, sec, key, v);
-}
-
-static void fb_str(struct fb *b, enum labgw_section sec, const char *key, const char *v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_str(b->f, sec, key, v);
-}
-
-static void fb_hex(struct fb *b, enum labgw_section sec, const char *key, const void *v, size_t n)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_set_hex(b->f, sec, key, v, n);
-}
-
-static void fb_append(struct fb *b, enum labgw_section sec, const char *key, const char *v)
-{
-	if (b->err >= 0)
-		b->err = b->h->frame_append_str(b->f, sec, key, v);
-}
 
 /* The same decoding and fields as the ble module: the advert's bytes
  * through the AD parser, then the one rx.ble.adv writer. */
