@@ -11,7 +11,7 @@ VERSION := $(shell cat VERSION)
 PYTHON ?= /usr/bin/python3
 
 CC ?= cc
-PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl sqlite3
+PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl sqlite3 libnl-genl-3.0
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -33,7 +33,7 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
-PLUGINS := sim lorawan ble
+PLUGINS := sim lorawan ble wlan
 sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
 	plugins/shared/base64.c plugins/ble/ad.c plugins/ble/adv.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
@@ -42,6 +42,8 @@ lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c 
 lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
 ble_SHARED := plugins/shared/base64.c
 ble_LIBS = $(shell pkg-config --libs libsystemd libcrypto jansson)
+wlan_SHARED :=
+wlan_LIBS = $(shell pkg-config --libs libnl-genl-3.0 jansson)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
 # Object lists are computed through functions: a literal % in a pattern

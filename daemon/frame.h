@@ -30,8 +30,9 @@ struct frame {
 	char dev[FRAME_DEV_MAX];
 	bool has_dev;
 	bool claimed;
-	json_t *sig;  /* object, created on first use */
-	json_t *data; /* object, created on first use */
+	bool is_public; /* the lab's own equipment: no pseudonym (plugin ABI 1.5) */
+	json_t *sig;	/* object, created on first use */
+	json_t *data;	/* object, created on first use */
 	unsigned char *payload;
 	size_t payload_len;
 	char *json; /* the encoding, once sealed */

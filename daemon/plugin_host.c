@@ -839,6 +839,15 @@ static int svc_frame_set_dev(struct labgw_frame *f, const char *dev_id)
 	return frame_set_dev((struct frame *)f, dev_id, false);
 }
 
+static int svc_frame_set_public(struct labgw_frame *lf)
+{
+	struct frame *f = (struct frame *)lf;
+	if (f->sealed)
+		return -EINVAL;
+	f->is_public = true;
+	return 0;
+}
+
 static int svc_frame_set_payload(struct labgw_frame *f, const void *data, size_t len)
 {
 	return frame_set_payload((struct frame *)f, data, len);
@@ -1300,6 +1309,7 @@ static const struct labgw_host host_services = {
 	.device_claimed = svc_device_claimed,
 	.ble_irks = svc_ble_irks,
 	.tx_result = svc_tx_result,
+	.frame_set_public = svc_frame_set_public,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

@@ -104,6 +104,14 @@ static void publish_status(struct policy *p, const struct pending *c, enum labgw
 		frame_set(f, LABGW_DATA, "result", json_deep_copy(result));
 	if (frame_seal(f, labgwd_next_seq(d), time_now_us()) == 0) {
 		char topic[256];
+		if (!c->sbx[0]) {
+			/* a staff operation on a radio: staff's tree, no history */
+			snprintf(topic, sizeof(topic), "labgw/v1/adm/%s/ops/%s/status",
+				 d->cfg->gw_id, c->radio);
+			bus_publish(d->bus, topic, f, false);
+			frame_unref(f);
+			return;
+		}
 		snprintf(topic, sizeof(topic), "labgw/v1/sbx/%s/tx/%s/%s/%s/status", c->sbx,
 			 frame_tech_name(c->tech), d->cfg->gw_id, c->radio);
 		/* a frame of the sandbox's tree: kept for replay like the others */
@@ -432,6 +440,110 @@ int policy_submit(struct policy *p, const struct principal *who, const char *top
 	snprintf(buf, sizeof(buf), "%s", topic);
 	int n = topic_split(buf, lv, TOPIC_MAX_LEVELS);
 	return submit(p, who, lv, n, payload, res);
+}
+
+/* Operations only staff may ask of a radio (e.g. a WLAN radio's transmit
+ * power): not transmits of a sandbox, so no lease or quota, but audited like
+ * them, and refused during an emergency stop. */
+int policy_radio_op(struct policy *p, const struct principal *who, const char *radio,
+		    const json_t *body, struct policy_result *res)
+{
+	struct labgwd *d = p->d;
+	memset(res, 0, sizeof(*res));
+	res->retry_after_ms = -1;
+	const char *op = json_string_value(json_object_get(body, "op"));
+	int rc;
+	char *text = NULL;
+	if (!principal_is_staff(who)) {
+		rc = refuse(res, "FORBIDDEN", "radio operations are for staff keys only");
+		goto audit;
+	}
+	if (!op || !ident_valid(op, 32) || !strcmp(op, "tx") || strchr(op, '.')) {
+		rc = refuse(res, "BAD_REQUEST", "\"op\" must name an operation of the radio");
+		goto audit;
+	}
+	struct labgw_radio *r = plugin_host_find(d->host, radio);
+	if (!r) {
+		rc = refuse(res, "NOT_FOUND", "no radio '%.32s' on gateway %s", radio,
+			    d->cfg->gw_id);
+		goto audit;
+	}
+	if (d->sandboxes && sandboxes_stopped(d->sandboxes)) {
+		rc = refuse(res, "RADIO_UNAVAILABLE",
+			    "emergency stop: staff have stopped all transmits");
+		goto audit;
+	}
+	if (radio_get_state(r) != RADIO_UP) {
+		rc = refuse(res, "RADIO_UNAVAILABLE", "radio %s is %s", radio,
+			    radio_state_name(radio_get_state(r)));
+		goto audit;
+	}
+	expire(p);
+	if (p->npending >= POLICY_MAX_PENDING) {
+		rc = refuse(res, "RADIO_UNAVAILABLE", "%u commands in flight; try again later",
+			    p->npending);
+		goto audit;
+	}
+	text = json_dumps(body, JSON_COMPACT);
+	struct pending *c = calloc(1, sizeof(*c));
+	if (!c || !text) {
+		free(c);
+		rc = refuse(res, "INTERNAL", "out of memory");
+		goto audit;
+	}
+	p->next_id++;
+	snprintf(c->id, sizeof(c->id), "op-%016llx", (unsigned long long)p->next_id);
+	snprintf(c->radio, sizeof(c->radio), "%s", radio);
+	uint32_t techs = radio_techs(r);
+	c->tech = (enum labgw_tech)(techs & (uint32_t) - (int32_t)techs); /* its first tech */
+	c->created_ms = uv_now(d->loop);
+	c->next = p->pending;
+	p->pending = c;
+	p->npending++;
+	struct labgw_command cmd = {
+		.size = sizeof(cmd),
+		.id = c->id,
+		.sbx = NULL,
+		.op = op,
+		.body = text,
+		.body_len = strlen(text),
+	};
+	char errbuf[256];
+	c->submitting = true;
+	int mrc = plugin_host_command(d->host, r, &cmd, errbuf, sizeof(errbuf));
+	c->submitting = false;
+	if (mrc < 0) {
+		pending_drop(p, c);
+		rc = refuse(res,
+			    mrc == -EINVAL || mrc == -ENOTSUP ? "BAD_REQUEST"
+			    : mrc == -EBUSY || mrc == -ENODEV ? "RADIO_UNAVAILABLE"
+							      : "INTERNAL",
+			    "radio %s: %s", radio, errbuf);
+		goto audit;
+	}
+	log_notice("radio %s: staff operation %s (%s) by key %s", radio, op, c->id, who->key_id);
+	res->result = json_pack("{s:s,s:s}", "op", c->id, "status", "queued");
+	publish_status(p, c, LABGW_TX_QUEUED, NULL, NULL);
+	bool done = false;
+	for (unsigned i = 0; i < c->ndeferred; i++) {
+		publish_status(p, c, c->deferred[i],
+			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL,
+			       c->deferred_result[i]);
+		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
+	}
+	if (done)
+		pending_drop(p, c);
+	rc = 0;
+audit:;
+	char action[48];
+	snprintf(action, sizeof(action), "radio.%s", op && strlen(op) <= 32 ? op : "?");
+	if (d->sandboxes)
+		sandboxes_audit(d->sandboxes, who, NULL, action, radio, rc == 0 ? "ok" : res->code,
+				text ? (int64_t)strlen(text) : 0,
+				rc == 0 ? json_string_value(json_object_get(res->result, "op"))
+					: res->message);
+	free(text);
+	return rc;
 }
 
 void policy_tx_result(struct policy *p, struct labgw_radio *r, const char *cmd_id,

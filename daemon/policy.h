@@ -34,6 +34,11 @@ void policy_free(struct policy *p);
 int policy_submit(struct policy *p, const struct principal *who, const char *topic,
 		  const json_t *payload, struct policy_result *res);
 
+/* A staff-only operation on a radio (body {"op", ...}); audited. Progress
+ * goes to labgw/v1/adm/{gw}/ops/{radio}/status. */
+int policy_radio_op(struct policy *p, const struct principal *who, const char *radio,
+		    const json_t *body, struct policy_result *res);
+
 /* A radio reports progress of a command (plugin host op). */
 void policy_tx_status(struct policy *p, struct labgw_radio *r, const char *cmd_id,
 		      enum labgw_tx_status st, const char *reason);

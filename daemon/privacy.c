@@ -135,7 +135,10 @@ static const struct {
 } allow[] = {
 	/* no counters that only grow (bytes, packets, connected time, frame
 	 * counters): they would link a device across pseudonym rotations */
-	{"rx.wlan.station", {"event", "ssid", "tx_bitrate_kbps", "rx_bitrate_kbps"}},
+	{"rx.wlan.station",
+	 {"event", "ssid", "bssid", "interface", "tx_bitrate_kbps", "rx_bitrate_kbps"}},
+	/* networks not the lab's: what kind, not which (no SSID) */
+	{"rx.wlan.scan", {"channel", "security", "hidden", "lab", "interface", "scan"}},
 	{"rx.lorawan.uplink", {"mtype", "adr", "ack", "fopts_len", "fport"}},
 	{"rx.lorawan.join", {"mtype"}},
 	{"state.cellular.signal",
@@ -216,6 +219,8 @@ static bool keep_payload(struct privacy *p, uint32_t tech)
 
 struct frame *privacy_view(struct privacy *p, const struct frame *f, const char *sbx)
 {
+	if (f->is_public && f->sealed)
+		return frame_ref((struct frame *)f); /* shared read-only once sealed */
 	struct frame *v = frame_new(f->gw, f->radio, f->tech, f->type);
 	if (!v)
 		return NULL;

@@ -101,6 +101,18 @@ static int op_radio_get(struct rest_call *c)
 	return api_radio_get(SB(c), &c->who, C_PARAM(c, 0), &c->result, &c->err);
 }
 
+static int op_radio_op(struct rest_call *c)
+{
+	struct policy_result res;
+	if (policy_radio_op(c->d->policy, &c->who, C_PARAM(c, 0), c->body, &res) < 0) {
+		api_fail(&c->err, res.code ? res.code : "INTERNAL", "%s", res.message);
+		json_decref(res.result);
+		return -1;
+	}
+	c->result = res.result;
+	return 0;
+}
+
 static int op_sandbox_create(struct rest_call *c)
 {
 	return api_sandbox_create(SB(c), &c->who, c->body, &c->result, &c->err);
@@ -251,6 +263,7 @@ static const struct route routes[] = {
 	{"/api/v1/openapi.json", {P_NONE}, {{REST_GET, op_openapi, OP_PUBLIC, 200, {NULL}}}},
 	{"/api/v1/gateway", {P_NONE}, {{REST_GET, op_gateway, 0, 200, {NULL}}}},
 	{"/api/v1/radios/{radio}", {P_RADIO}, {{REST_GET, op_radio_get, 0, 200, {NULL}}}},
+	{"/api/v1/radios/{radio}/ops", {P_RADIO}, {{REST_POST, op_radio_op, OP_BODY, 202, {NULL}}}},
 	{"/api/v1/sandboxes",
 	 {P_NONE},
 	 {{REST_GET, op_sandbox_list, 0, 200, {NULL}},

@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 4
+#define LABGW_PLUGIN_ABI_MINOR 5
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -242,7 +242,13 @@ struct labgw_host {
 	int (*tx_result)(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
 			 const char *reason, const char *result_json);
 
-	void *reserved[10];
+	/* ABI 1.5. Mark a frame as describing the lab's own equipment (e.g. the
+	 * lab's access point in a scan), not anyone's device: sandboxes that
+	 * observe it get it as it is, device id and fields unpseudonymised.
+	 * Never use it for a device a visitor could carry. */
+	int (*frame_set_public)(struct labgw_frame *f);
+
+	void *reserved[9];
 };
 
 /*
