@@ -11,8 +11,9 @@ VERSION := $(shell cat VERSION)
 PYTHON ?= /usr/bin/python3
 
 CC ?= cc
-PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl sqlite3 libnl-genl-3.0
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGS := libuv libwebsockets jansson inih libsystemd libmosquitto openssl sqlite3
+# libnl: headers for everyone, the library only for the wlan module and its tests
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) libnl-genl-3.0 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wformat=2 -Wno-format-truncation -Wno-unused-parameter
@@ -67,6 +68,8 @@ test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
+test_wlan_nlparse_EXTRA := plugins/wlan/nlparse.c
+test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
 
 .PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
 	bench bench-lorawan bench-ble
@@ -125,7 +128,7 @@ $(BUILD)/tests/modules/%.so: $(BUILD)/pic/tests/unit/modules/%.o
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test_$$*_EXTRA)) $(LIBDAEMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) -lcmocka -ldl -lm
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(test_$*_LIBS) -lcmocka -ldl -lm
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(dir $@)
@@ -181,6 +184,7 @@ fuzz_gwmp_json_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c \
 	tests/fuzz/gwmp_push_jansson.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
+fuzz_wlan_nl_EXTRA := plugins/wlan/nlparse.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \
@@ -189,7 +193,8 @@ fuzz: deps
 	for f in $(FUZZERS); do \
 		eval extra=\"\$$fuzz_$${f}_EXTRA\"; \
 		clang -std=gnu11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CPPFLAGS_ALL) \
-			tests/fuzz/fuzz_$$f.c $$extra build-fuzz/liblabgwd.a $(PKG_LIBS) -ldl -lm \
+			tests/fuzz/fuzz_$$f.c $$extra build-fuzz/liblabgwd.a $(PKG_LIBS) \
+			$$(pkg-config --libs libnl-genl-3.0) -ldl -lm \
 			-o build-fuzz/fuzz_$$f; \
 		mkdir -p build-fuzz/corpus/$$f; \
 		echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \

@@ -30,6 +30,7 @@ SURFACE = {
     "/api/v1/openapi.json": {"get"},
     "/api/v1/gateway": {"get"},
     "/api/v1/radios/{radio}": {"get"},
+    "/api/v1/radios/{radio}/ops": {"post"},
     "/api/v1/sandboxes": {"get", "post"},
     "/api/v1/sandboxes/{sbx}": {"get", "patch", "delete"},
     "/api/v1/sandboxes/{sbx}/keys": {"get", "post"},
@@ -345,6 +346,8 @@ def test_every_operation_answers_as_documented(api):
     assert g["id"] == GW and g["stopped"] is False
     assert [r["radio"] for r in g["radios"]] == ["sim0"]
     assert api.get("/api/v1/radios/sim0", expect=200).data["state"] == "up"
+    op = api.post("/api/v1/radios/sim0/ops", {"op": "scan"}, expect=202).data
+    assert op["status"] == "queued" and op["op"].startswith("op-")
 
     # sandboxes
     s = api.post("/api/v1/sandboxes", {"id": sbx, "name": "Team One",
