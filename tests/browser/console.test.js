@@ -4,7 +4,7 @@
 // the inspector at 2,000 frames/s.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { api, launchBrowser, newPage, screenshot, startDaemon, tryKeyOnWebSocket } from './lib.js';
+import { api, contrastFailures, launchBrowser, newPage, screenshot, startDaemon, tryKeyOnWebSocket } from './lib.js';
 
 let d, browser, page;
 
@@ -21,6 +21,7 @@ after(async () => {
 
 test('console: a wrong key is refused, the staff key signs in', async () => {
 	await page.goto(`${d.base}/console/`);
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast of the sign-in');
 	const headers = (await page.request.get(`${d.base}/console/`)).headers();
 	assert.match(headers['content-security-policy'], /script-src 'self'(;|$)/);
 	assert.equal(await page.$$eval('script:not([src])', (s) => s.length), 0, 'no inline scripts');
@@ -44,6 +45,7 @@ test('console: a wrong key is refused, the staff key signs in', async () => {
 	await page.waitForFunction(() => document.getElementById('health').textContent.includes('connected'));
 	await page.waitForSelector('#rate-chart[height]');
 	await screenshot(page, 'console-overview');
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	assert.deepEqual(page.problems, []);
 });
 
@@ -74,6 +76,7 @@ test('console: frames arrive live in the inspector; filter, pause, detail', asyn
 	await page.waitForFunction((s) => document.getElementById('tr-status').textContent !== s, status);
 	assert.equal(await page.textContent('#list .vrow'), held);
 	await screenshot(page, 'console-traffic');
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	await page.click('#pause');
 	await page.waitForFunction((h) => document.querySelector('#list .vrow').textContent !== h, held);
 	await page.selectOption('#f-tech', '');
@@ -108,6 +111,7 @@ test('console: create a sandbox, issue a key, revoke it; the key then fails', as
 	await page.waitForSelector(`#keys tr[data-key-row="${keyId}"]`);
 	assert.equal(await tryKeyOnWebSocket(page, secret), 'open');
 	await screenshot(page, 'console-sandbox');
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	// revoke (the confirmation is accepted by the dialog handler)
 	await page.click(`#keys button[data-key="${keyId}"]`);
 	await page.waitForFunction((id) => document.querySelector(`#keys tr[data-key-row="${id}"] .state-revoked`), keyId);
@@ -149,6 +153,7 @@ test('console: the emergency stop, confirmed, refuses a transmit', async () => {
 	assert.equal(status, 503);
 	assert.equal(problem.code, 'RADIO_UNAVAILABLE');
 	await screenshot(page, 'console-stopped');
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	await page.click('#lift');
 	await page.waitForSelector('#stopped-banner[hidden]', { state: 'attached' });
 	assert.equal((await api(d, 'POST', '/api/v1/sandboxes/txer/tx', tx, k.key))[0], 202);
@@ -165,6 +170,7 @@ test('console: the audit log shows what staff did, filtered', async () => {
 	});
 	assert.match(await page.textContent('#audit'), /key\.revoke|key\.delete|key\./);
 	await screenshot(page, 'console-audit');
+	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	assert.deepEqual(page.problems, []);
 });
 

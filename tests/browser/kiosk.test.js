@@ -3,7 +3,7 @@
 // identifier of a sim device in its DOM or in anything it receives.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launchBrowser, newPage, screenshot, startDaemon } from './lib.js';
+import { contrastFailures, launchBrowser, newPage, screenshot, startDaemon } from './lib.js';
 
 let d, browser;
 
@@ -64,6 +64,7 @@ for (const [lang, viewport, words] of [
 			{ timeout: 15000 }
 		);
 		await screenshot(page, `kiosk-${lang}-${orient}`);
+		assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 		assert.deepEqual(page.problems, []);
 		await page.context().close();
 	});

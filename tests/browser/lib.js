@@ -96,3 +96,38 @@ export async function tryKeyOnWebSocket(page, key) {
 		});
 	}, key);
 }
+
+/** Text on the page whose contrast with its background is below WCAG AA
+ * (4.5:1; 3:1 for large text): [{text, ratio, fg, bg}]. Backgrounds are the
+ * nearest opaque ones up the tree. */
+export async function contrastFailures(page) {
+	return page.evaluate(() => {
+		const rgb = (s) => (s.match(/[\d.]+/g) || []).map(Number);
+		const lum = ([r, g, b]) => {
+			const f = (c) => ((c /= 255) <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+			return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+		};
+		const bgOf = (e) => {
+			for (; e; e = e.parentElement) {
+				const c = rgb(getComputedStyle(e).backgroundColor);
+				if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+			}
+			return [255, 255, 255];
+		};
+		const out = [];
+		const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+			const e = n.parentElement;
+			if (!n.textContent.trim() || !e || !e.checkVisibility?.() || e.closest('[hidden],dialog:not([open]),option,.visually-hidden')) continue;
+			const cs = getComputedStyle(e);
+			const fg = rgb(cs.color).slice(0, 3);
+			const bg = bgOf(e);
+			const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+			const ratio = (a + 0.05) / (b + 0.05);
+			const size = parseFloat(cs.fontSize);
+			const large = size >= 24 || (size >= 18.66 && Number(cs.fontWeight) >= 700);
+			if (ratio < (large ? 3 : 4.5)) out.push({ text: n.textContent.trim().slice(0, 40), ratio: ratio.toFixed(2), fg: cs.color, bg: `rgb(${bg})` });
+		}
+		return out;
+	});
+}
