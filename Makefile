@@ -71,7 +71,7 @@ test_ble_rpa_EXTRA := plugins/ble/rpa.c
 test_wlan_nlparse_EXTRA := plugins/wlan/nlparse.c
 test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
 
-.PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
+.PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install clean \
 	bench bench-lorawan bench-ble
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
@@ -86,6 +86,7 @@ help:
 	@echo "make run        run labgwd with simulated radios and a private broker"
 	@echo "make check      install missing packages, build, run every test suite"
 	@echo "make check-vm   run the real-radio tests in a qemu VM (tests/vm/)"
+	@echo "make check-browser  run the console and kiosk tests in headless Chromium"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
 	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
 	@echo "make bench      run the benchmarks (JSON results in bench/results/)"
@@ -95,6 +96,7 @@ help:
 
 deps:
 	@tools/deps.sh
+	@tools/browser-deps.sh
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -136,13 +138,21 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 
 check: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory check-unit check-integration check-vm
+	@$(MAKE) --no-print-directory check-unit check-integration check-browser check-vm
 
 check-unit: all
 	@tools/run-unit.sh $(BUILD)
 
 check-integration: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/integration
+
+# The console and the kiosk in Debian's Chromium (headless, through npm's
+# playwright-core) against labgwd with sim radios; screenshots land in
+# $(BUILD)/browser-artifacts/.
+check-browser: all
+	@tools/browser-deps.sh
+	cd tests/browser && LABGW_BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) \
+		node --test --test-concurrency=1 *.test.js
 
 # Real virtual radios in a qemu VM (tests/vm/README.md); skipped, with the
 # reason, where the VM cannot run. The kernel is cached in build/vm-cache/.

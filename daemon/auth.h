@@ -17,6 +17,9 @@ struct principal {
 	/* requests that arrive through the broker, whose ACL checked the
 	 * topic: the sandbox's own rights are implied */
 	bool via_broker;
+	/* a WebSocket session opened with {"op":"auth","anonymous":true}: no
+	 * key, no rights; it reads labgw/v1/pub/... and nothing else */
+	bool anonymous;
 };
 
 static inline bool principal_is_staff(const struct principal *p)

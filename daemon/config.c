@@ -64,6 +64,11 @@ static const struct key_desc keys[] = {
 	 "a free one, logged at start)."},
 	{"http", "web_root", KT_PATH, OFF(web_root), 0, LABGW_WEB_ROOT, 0, 0, false,
 	 "Folder of the static web files served at `/`."},
+	{"http", "javascript_root", KT_PATH_OPT, OFF(javascript_root), 0, "/usr/share/javascript",
+	 0, 0, false,
+	 "Folder served read-only at `/javascript/`: Debian's shared JavaScript libraries (the "
+	 "web pages load `/javascript/chart.js/` from package `libjs-chart.js`). Empty: not "
+	 "served."},
 	{"http", "allowed_origins", KT_STR, OFF(allowed_origins), 0, "", 0, 0, true,
 	 "Space-separated `Origin` values allowed on the WebSocket besides the gateway's own "
 	 "origin; `*` allows any. Clients that send no Origin (not browsers) are allowed."},

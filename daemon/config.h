@@ -47,6 +47,7 @@ struct config {
 	char *http_host;
 	int http_port;
 	char *web_root;
+	char *javascript_root; /* served at /javascript/; "" = not served */
 	char *allowed_origins; /* space-separated; "*" = any */
 	uint64_t ws_max_message;
 	long long ws_max_subscriptions;

@@ -180,11 +180,21 @@ static bool static_path(const char *root, const char *url, char *out, size_t out
 	return true;
 }
 
+#define JS_PREFIX "/javascript/"
+
+/* Files under web_root at "/", and Debian's shared JavaScript libraries
+ * ([http] javascript_root) at "/javascript/": read-only, GET and HEAD. */
 static int serve_static(struct http_server *srv, struct lws *wsi, struct http_pss *pss,
 			const char *url)
 {
 	char path[4096];
-	if (!static_path(srv->d->cfg->web_root, url, path, sizeof(path)))
+	const char *root = srv->d->cfg->web_root;
+	const char *js_root = srv->d->cfg->javascript_root;
+	if (js_root && js_root[0] && !strncmp(url, JS_PREFIX, strlen(JS_PREFIX))) {
+		root = js_root;
+		url += strlen(JS_PREFIX) - 1; /* keep the '/' */
+	}
+	if (!static_path(root, url, path, sizeof(path)))
 		return respond_problem(wsi, pss, 404, "NOT_FOUND", "no such page");
 	struct stat st;
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))

@@ -372,6 +372,7 @@ static void keep_restart_keys(struct config *old, struct config *nu)
 	KEEP_STR(http_host, "[http] listen");
 	KEEP_NUM(http_port, "[http] listen");
 	KEEP_STR(web_root, "[http] web_root");
+	KEEP_STR(javascript_root, "[http] javascript_root");
 	KEEP_NUM(ws_idle_timeout_ms, "[http] idle_timeout");
 #undef KEEP_STR
 #undef KEEP_NUM

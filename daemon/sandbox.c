@@ -741,6 +741,13 @@ bool sandboxes_may_read(struct sandboxes *sb, const struct principal *who, const
 	char prefix[96];
 	if (principal_is_staff(who))
 		return true;
+	if (who->anonymous) {
+		if (within(filter, "labgw/v1/pub/"))
+			return true;
+		return api_fail(err, "FORBIDDEN",
+				"without a key, only labgw/v1/pub/... can be read"),
+		       false;
+	}
 	if (who->rights & RIGHT_KIOSK) {
 		char state[96];
 		snprintf(state, sizeof(state), "labgw/v1/gw/%s/state", sb->d->cfg->gw_id);

@@ -135,6 +135,20 @@ static void bus_wake(struct bus_sub *sub, void *user_data)
 	lws_callback_on_writable(s->wsi);
 }
 
+/* {"op":"auth","anonymous":true}: the public aggregates for kiosks, which
+ * have no key; sandboxes_may_read() keeps such a session to labgw/v1/pub/ */
+static void authenticate_anonymous(struct ws_session *s, const json_t *re)
+{
+	memset(&s->who, 0, sizeof(s->who));
+	s->who.anonymous = true;
+	s->authed = true;
+	if (!s->close_code)
+		lws_set_timer_usecs(s->wsi, LWS_SET_TIMER_USEC_CANCEL);
+	log_info("ws %s: anonymous (reads labgw/v1/pub/ only)", s->peer);
+	reply_ok(s, re,
+		 json_pack("{s:n,s:n,s:[],s:b}", "key_id", "sandbox", "rights", "anonymous", 1));
+}
+
 static bool authenticate(struct ws_session *s, const char *key, const json_t *re)
 {
 	struct principal who;
@@ -290,6 +304,10 @@ static void op_pub(struct ws_session *s, const struct ws_op *op)
 {
 	struct policy_result res;
 	struct labgwd *d = http__daemon(s->srv);
+	if (s->who.anonymous) {
+		reply_error(s, op->id, "FORBIDDEN", "without a key nothing can be published", -1);
+		return;
+	}
 	if (policy_submit(d->policy, &s->who, op->topic, op->payload, &res) < 0) {
 		reply_error(s, op->id, res.code, res.message, res.retry_after_ms);
 		return;
@@ -326,6 +344,8 @@ static void handle_message(struct ws_session *s, const char *buf, size_t len)
 	case WS_OP_AUTH:
 		if (s->authed)
 			reply_error(s, op.id, "CONFLICT", "already authenticated", -1);
+		else if (op.anonymous)
+			authenticate_anonymous(s, op.id ? op.id : json_null());
 		else
 			authenticate(s, op.key, op.id ? op.id : json_null());
 		break;

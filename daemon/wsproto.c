@@ -99,9 +99,26 @@ int wsproto_parse(const char *buf, size_t len, struct ws_op *op, json_t **id, ch
 	op->id = jid;
 	int rc = 0;
 	switch (op->kind) {
-	case WS_OP_AUTH:
-		rc = get_str(root, "key", true, WSPROTO_KEY_MAX, &op->key, name, err, errlen);
+	case WS_OP_AUTH: {
+		/* {"op":"auth","anonymous":true}: the public tree only (kiosks) */
+		json_t *anon = json_object_get(root, "anonymous");
+		if (anon && !json_is_boolean(anon)) {
+			snprintf(err, errlen, "\"anonymous\" must be true or false");
+			rc = -EINVAL;
+			break;
+		}
+		op->anonymous = json_is_true(anon);
+		if (op->anonymous && json_object_get(root, "key")) {
+			snprintf(err, errlen,
+				 "auth takes \"key\" or \"anonymous\": true, not both");
+			rc = -EINVAL;
+			break;
+		}
+		if (!op->anonymous)
+			rc = get_str(root, "key", true, WSPROTO_KEY_MAX, &op->key, name, err,
+				     errlen);
 		break;
+	}
 	case WS_OP_SUB:
 		rc = get_str(root, "topic", true, 1024, &op->topic, name, err, errlen);
 		if (!rc)

@@ -5,6 +5,7 @@
 #define LABGW_WSPROTO_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +24,8 @@ struct ws_op {
 	enum ws_op_kind kind;
 	json_t *root;	   /* owns everything below */
 	json_t *id;	   /* the client's "id" (string or integer) or NULL */
-	const char *key;   /* auth */
+	const char *key;   /* auth, unless anonymous */
+	bool anonymous;	   /* auth: {"anonymous":true}, public topics only */
 	const char *topic; /* sub, unsub, pub */
 	const char *since; /* sub, optional */
 	json_t *payload;   /* pub: an object */

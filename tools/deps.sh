@@ -14,7 +14,11 @@ clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
 dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
+chromium libjs-chart.js nodejs
 "
+# npm comes with some builds of nodejs (NodeSource's), where Debian's npm
+# package would conflict; ask for it only when there is none
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 missing=""
 for p in $PKGS; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -38,7 +38,9 @@ while [ ! -s "$run/state/admin.key" ] && [ $i -lt 100 ] && kill -0 $pid 2>/dev/n
 	i=$((i + 1))
 done
 if [ -s "$run/state/admin.key" ]; then
-	echo "labgw: console  http://127.0.0.1:$port/"
+	echo "labgw: console  http://127.0.0.1:$port/console/"
+	echo "labgw: kiosk    http://127.0.0.1:$port/kiosk/  (?lang=en for English)"
+	echo "labgw: frames   http://127.0.0.1:$port/"
 	echo "labgw: staff key $(cat "$run/state/admin.key")  (also in $run/state/admin.key)"
 fi
 wait $pid || true

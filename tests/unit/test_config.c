@@ -141,6 +141,7 @@ static void check_defaults(const struct config *c)
 	assert_string_equal(c->http_host, "0.0.0.0");
 	assert_int_equal(c->http_port, 8080);
 	assert_string_equal(c->web_root, LABGW_WEB_ROOT);
+	assert_string_equal(c->javascript_root, "/usr/share/javascript");
 	assert_string_equal(c->allowed_origins, "");
 	assert_int_equal(c->ws_max_message, 65536);
 	assert_int_equal(c->ws_max_subscriptions, 64);
@@ -632,6 +633,7 @@ static const char *const all_keys[][2] = {
 	{"log", "level"},
 	{"http", "listen"},
 	{"http", "web_root"},
+	{"http", "javascript_root"},
 	{"http", "allowed_origins"},
 	{"http", "max_message"},
 	{"http", "max_subscriptions"},

@@ -76,6 +76,23 @@ static void test_parse_auth(void **state)
 	assert_string_equal(p.op.key, "k1.s3cr3t");
 	assert_null(p.id);
 	assert_null(p.op.id);
+	assert_false(p.op.anonymous);
+	parsed_release(&p);
+}
+
+/* the kiosk's sign-in: no key, the public tree only */
+static void test_parse_auth_anonymous(void **state)
+{
+	struct parsed p;
+	expect_ok(&p, "{\"op\":\"auth\",\"anonymous\":true,\"id\":1}", WS_OP_AUTH);
+	assert_true(p.op.anonymous);
+	assert_null(p.op.key);
+	parsed_release(&p);
+	expect_err(&p, "{\"op\":\"auth\",\"anonymous\":false}", "auth needs \"key\"");
+	parsed_release(&p);
+	expect_err(&p, "{\"op\":\"auth\",\"anonymous\":1}", "true or false");
+	parsed_release(&p);
+	expect_err(&p, "{\"op\":\"auth\",\"anonymous\":true,\"key\":\"k1.s\"}", "not both");
 	parsed_release(&p);
 }
 
@@ -468,6 +485,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_auth),
+		cmocka_unit_test(test_parse_auth_anonymous),
 		cmocka_unit_test(test_parse_sub_with_and_without_since),
 		cmocka_unit_test(test_parse_unsub_pub_ping),
 		cmocka_unit_test(test_parse_uses_len_not_nul),

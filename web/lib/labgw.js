@@ -51,17 +51,20 @@ export class LabgwClient {
 	/**
 	 * @param {object} opts
 	 * @param {string} [opts.url]  default: defaultUrl()
-	 * @param {string} opts.key    "<key_id>.<secret>"
+	 * @param {string} [opts.key]  "<key_id>.<secret>"; required unless anonymous
+	 * @param {boolean} [opts.anonymous]  no key: a public session that reads
+	 *        labgw/v1/pub/... only (what the kiosk page uses)
 	 * @param {(frame: object, topic: string) => void} [opts.onFrame]
 	 * @param {(state: string, detail: object) => void} [opts.onState]
 	 * @param {(gap: {dropped: number|null, since: string|null, reconnect: boolean}) => void} [opts.onGap]
 	 * @param {(err: LabgwError) => void} [opts.onError]
 	 */
 	constructor(opts = {}) {
-		if (typeof opts.key !== 'string' || !opts.key)
-			throw new LabgwError('BAD_REQUEST', 'a key is required');
+		this._anonymous = opts.anonymous === true;
+		if (!this._anonymous && (typeof opts.key !== 'string' || !opts.key))
+			throw new LabgwError('BAD_REQUEST', 'a key is required (or anonymous: true)');
 		this.url = opts.url || defaultUrl();
-		this._key = opts.key;
+		this._key = this._anonymous ? null : opts.key;
 		this._onFrame = opts.onFrame || noop;
 		this._onState = opts.onState || noop;
 		this._onGap = opts.onGap || noop;
@@ -256,7 +259,8 @@ export class LabgwClient {
 		ws.onopen = () => {
 			this._lastRx = Date.now();
 			this._authId = this._nextId++;
-			ws.send(JSON.stringify({ op: 'auth', key: this._key, id: this._authId }));
+			const auth = this._anonymous ? { anonymous: true } : { key: this._key };
+			ws.send(JSON.stringify({ op: 'auth', ...auth, id: this._authId }));
 			this._armPing();
 		};
 		ws.onmessage = (ev) => this._onMessage(ev);
