@@ -21,7 +21,7 @@ OPT ?= -O2 -g
 SAN ?=
 CPPFLAGS_ALL := -Idaemon -Idaemon/include -Iplugins/shared -D_GNU_SOURCE -DLABGW_VERSION='"$(VERSION)"' \
 	-DLABGW_PLUGIN_DIR='"$(PREFIX)/lib/labgw/plugins"' \
-	-DLABGW_WEB_ROOT='"$(PREFIX)/share/labgw/web"'
+	-DLABGW_WEB_ROOT='"$(PREFIX)/share/labgw/web"' $(CPPFLAGS)
 CFLAGS_ALL = -std=gnu11 $(OPT) $(SAN) $(WARN) -fno-common $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
@@ -71,7 +71,7 @@ test_ble_rpa_EXTRA := plugins/ble/rpa.c
 test_wlan_nlparse_EXTRA := plugins/wlan/nlparse.c
 test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
 
-.PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install clean \
+.PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install deb clean \
 	bench bench-lorawan bench-ble
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
@@ -93,6 +93,7 @@ help:
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make fmt        format the C sources with clang-format"
 	@echo "make install    install under DESTDIR/PREFIX (default /usr)"
+	@echo "make deb        build the Debian packages (and run lintian) into $(BUILD)/deb/"
 
 deps:
 	@tools/deps.sh
@@ -218,6 +219,10 @@ fuzz: deps
 fmt:
 	clang-format -i $(wildcard daemon/*.c daemon/*.h daemon/include/labgw/*.h plugins/*/*.c plugins/*/*.h tests/unit/*.c tests/unit/modules/*.c tools/*.c bench/*.c)
 
+# where systemd looks for units and sysusers files on this system
+SYSTEMDUNITDIR ?= $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null || echo /lib/systemd/system)
+SYSUSERSDIR ?= $(shell pkg-config --variable=sysusersdir systemd 2>/dev/null || echo /usr/lib/sysusers.d)
+
 install: $(BUILD)/labgwd $(PLUGIN_SOS)
 	install -D -m 0755 $(BUILD)/labgwd $(DESTDIR)$(PREFIX)/sbin/labgwd
 	install -D -m 0755 tools/labgwctl $(DESTDIR)$(PREFIX)/bin/labgwctl
@@ -227,8 +232,18 @@ install: $(BUILD)/labgwd $(PLUGIN_SOS)
 	install -d $(DESTDIR)$(PREFIX)/share/labgw/web
 	cp -R web/. $(DESTDIR)$(PREFIX)/share/labgw/web/
 	install -D -m 0644 etc/labgw.conf $(DESTDIR)$(SYSCONFDIR)/labgw/labgw.conf
+	install -D -m 0644 systemd/labgwd.service $(DESTDIR)$(SYSTEMDUNITDIR)/labgwd.service
+	install -D -m 0644 systemd/labgw.sysusers $(DESTDIR)$(SYSUSERSDIR)/labgw.conf
+	install -D -m 0644 docs/man/labgwd.8 $(DESTDIR)$(PREFIX)/share/man/man8/labgwd.8
+	install -D -m 0644 docs/man/labgwctl.1 $(DESTDIR)$(PREFIX)/share/man/man1/labgwctl.1
+
+# Debian packages (packaging/debian) built from a copy of the working tree in
+# $(BUILD)/deb/; DEB_VERSION (default: VERSION) names a newer build, e.g. to
+# test upgrades. The .debs and lintian's verdict land in $(BUILD)/deb/.
+deb:
+	@tools/mkdeb.sh $(BUILD)/deb $(DEB_VERSION)
 
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f -not -path '*/deb/*' 2>/dev/null)

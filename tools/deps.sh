@@ -14,6 +14,7 @@ clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
 dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
+debhelper lintian fakeroot dpkg-dev
 chromium libjs-chart.js nodejs
 "
 # npm comes with some builds of nodejs (NodeSource's), where Debian's npm
