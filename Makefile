@@ -33,7 +33,7 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
-PLUGINS := sim lorawan ble
+PLUGINS := sim lorawan ble cellular
 sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
 	plugins/shared/base64.c plugins/ble/ad.c plugins/ble/adv.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
@@ -42,6 +42,8 @@ lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c 
 lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
 ble_SHARED := plugins/shared/base64.c
 ble_LIBS = $(shell pkg-config --libs libsystemd libcrypto jansson)
+cellular_SHARED :=
+cellular_LIBS = $(shell pkg-config --libs libsystemd jansson)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
 # Object lists are computed through functions: a literal % in a pattern
@@ -65,6 +67,7 @@ test_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 test_lorawan_dutycycle_EXTRA := plugins/lorawan/dutycycle.c
 test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_crypto.c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
+test_cellular_mm_EXTRA := plugins/cellular/mm.c
 
 .PHONY: all help deps check check-unit check-integration check-vm run asan fuzz fmt install clean \
 	bench bench-lorawan bench-ble
@@ -179,6 +182,7 @@ fuzz_gwmp_json_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c \
 	tests/fuzz/gwmp_push_jansson.c
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
+fuzz_cellular_mm_EXTRA := plugins/cellular/mm.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \

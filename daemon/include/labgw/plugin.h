@@ -32,7 +32,7 @@ extern "C" {
 #endif
 
 #define LABGW_PLUGIN_ABI_MAJOR 1
-#define LABGW_PLUGIN_ABI_MINOR 4
+#define LABGW_PLUGIN_ABI_MINOR 5
 
 /* Name of the one symbol a module exports. */
 #define LABGW_PLUGIN_SYMBOL "labgw_plugin"
@@ -242,7 +242,14 @@ struct labgw_host {
 	int (*tx_result)(struct labgw_radio *r, const char *cmd_id, enum labgw_tx_status st,
 			 const char *reason, const char *result_json);
 
-	void *reserved[10];
+	/* ABI 1.5. Whether a running instance has its hardware now (a modem
+	 * unplugged, its daemon gone): without it the radio shows as `absent`
+	 * with `reason`, transmits are refused as RADIO_UNAVAILABLE, and the
+	 * instance keeps running to see the hardware come back (then it says
+	 * present again). Every start begins present. */
+	void (*radio_present)(struct labgw_radio *r, bool present, const char *reason);
+
+	void *reserved[9];
 };
 
 /*
