@@ -451,8 +451,13 @@ static int read_modem_props(struct cell *s, sd_bus_message *m, const char *iface
 			} else if (!strcmp(key, "Rate")) {
 				rc = read_v(m, 'u', &md->signal_rate);
 			} else {
-				rc = read_signal_dict(s, m, &md->sig[signal_slot(key)]);
-				changed |= CHANGED_SIGNAL;
+				int slot = signal_slot(key);
+				enum mm_family fam = mm_family_of(md->access_tech);
+
+				rc = read_signal_dict(s, m, &md->sig[slot]);
+				/* only the current technology's values make a frame */
+				if (slot == (int)fam || (slot == 0 && fam == MM_FAMILY_CDMA))
+					changed |= CHANGED_SIGNAL;
 			}
 		}
 		if (rc < 0)
