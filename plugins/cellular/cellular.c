@@ -1802,7 +1802,7 @@ static int cell_command(void *state, const struct labgw_command *cmd, char *errb
 	}
 	if (!strcmp(cmd->op, "lease.ended") || !strcmp(cmd->op, "claim.ended")) {
 		/* an SMS handed to the modem cannot be called back */
-		rc = 0;
+		rc = refuse(errbuf, errlen, -ENOTSUP, "nothing to stop");
 	} else if (strcmp(cmd->op, "tx")) {
 		rc = refuse(errbuf, errlen, -ENOTSUP, "the cellular radio has no operation \"%s\"",
 			    cmd->op);
