@@ -120,9 +120,9 @@ def test_a_modem_appears_and_makes_the_radio_state(labgwd, bus):
     bus.start_mm()
     d = cell_daemon(labgwd, bus)
     r = radio_until(d, lambda r: r["state"] == "absent" and
-                    r.get("details", {}).get("modemmanager") == "running",
+                    r.get("reason") == "no modem in ModemManager",
                     what="absent without a modem")
-    assert r["reason"] == "no modem in ModemManager", r
+    assert r["details"]["modemmanager"] == "running" and r["details"]["modems"] == 0, r
     path = bus.ctl().AddModem(0, {})
     r = up_with_modem(d)
     m = r["details"]["modem"]
