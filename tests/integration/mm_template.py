@@ -16,6 +16,9 @@ object:
   SetSignal(u index, s tech, a{sv} values)    Modem.Signal's Gsm/Umts/Lte/Nr5g change
   ReceiveSms(u index, s number, s text, s timestamp) -> o
                                               an SMS arrives (Messaging.Added)
+  ReceiveSmsPart(u index, s number, s text, s timestamp) -> o
+                                              the first part of one (State RECEIVING)
+  CompleteSms(o path, s text)                 its last part came (State RECEIVED)
   FailNextSend(u index, s message)            the next Sms.Send fails with message
   Sent() -> a(ss)                             the (number, text) of every SMS sent
   Messages(u index) -> ao                     the modem's SMS list
@@ -46,6 +49,7 @@ STATE_REGISTERED = 8
 # MMSmsState
 SMS_STATE_UNKNOWN = 0
 SMS_STATE_STORED = 1
+SMS_STATE_RECEIVING = 2
 SMS_STATE_RECEIVED = 3
 SMS_STATE_SENDING = 4
 SMS_STATE_SENT = 5
@@ -320,11 +324,10 @@ def SetSignal(self, index, tech, values):
                                    signature="sv")})
 
 
-@dbus.service.method(MOCK_IFACE, in_signature="usss", out_signature="o")
-def ReceiveSms(self, index, number, text, timestamp):
+def _receive(index, number, text, timestamp, state):
     modem = _modem(index)
     path = _add_sms(modem, {
-        "State": dbus.UInt32(SMS_STATE_RECEIVED),
+        "State": dbus.UInt32(state),
         "PduType": dbus.UInt32(PDU_DELIVER),
         "Number": dbus.String(number),
         "Text": dbus.String(text),
@@ -335,6 +338,24 @@ def ReceiveSms(self, index, number, text, timestamp):
     })
     modem.EmitSignal(MESSAGING, "Added", "ob", [dbus.ObjectPath(path), True])
     return dbus.ObjectPath(path)
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="usss", out_signature="o")
+def ReceiveSms(self, index, number, text, timestamp):
+    return _receive(index, number, text, timestamp, SMS_STATE_RECEIVED)
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="usss", out_signature="o")
+def ReceiveSmsPart(self, index, number, text, timestamp):
+    """The first part of a multi-part SMS: announced while still RECEIVING."""
+    return _receive(index, number, text, timestamp, SMS_STATE_RECEIVING)
+
+
+@dbus.service.method(MOCK_IFACE, in_signature="os", out_signature="")
+def CompleteSms(self, path, text):
+    """The last part arrived: the whole text, and the SMS RECEIVED."""
+    _update(mockobject.objects[str(path)], SMS, {"Text": dbus.String(text),
+                                                 "State": dbus.UInt32(SMS_STATE_RECEIVED)})
 
 
 @dbus.service.method(MOCK_IFACE, in_signature="us", out_signature="")

@@ -282,6 +282,28 @@ def test_sms_reach_the_claimer_raw_and_observers_pseudonymised(labgwd, bus):
     assert r["details"]["counters"]["sms_received"] == 2, r
 
 
+def test_a_multipart_sms_is_one_frame_once_complete(labgwd, bus):
+    bus.start_mm()
+    bus.ctl().AddModem(0, {})
+    d = cell_daemon(labgwd, bus)
+    up_with_modem(d)
+    first = "x" * 153
+
+    async def go():
+        ws = await WsClient.connect(d)
+        await ws.sub(ADM_RX + "#")
+        path = bus.ctl().ReceiveSmsPart(0, STRANGER, first, "2026-11-26T09:00:00Z")
+        with pytest.raises(Exception):  # not while parts are missing
+            await ws.next_frame(lambda m: m["frame"]["type"] == "rx.cellular.sms", timeout=0.7)
+        bus.ctl().CompleteSms(path, first + "y")
+        m = await ws.next_frame(lambda m: m["frame"]["type"] == "rx.cellular.sms", timeout=5)
+        assert m["frame"]["data"]["text"] == first + "y", m
+        await ws.close()
+
+    run(go())
+    wait_until(lambda: len(bus.ctl().Messages(0)) == 0, 5, 0.05, "SMS deleted")
+
+
 def test_stored_sms_are_kept_without_delete_after_read(labgwd, bus):
     bus.start_mm()
     bus.ctl().AddModem(0, {})
