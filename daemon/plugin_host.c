@@ -600,6 +600,12 @@ int plugin_host_command(struct plugin_host *h, struct labgw_radio *r,
 		snprintf(errbuf, errlen, "radio %s is %s", r->name, radio_state_name(r->st));
 		return -ENODEV;
 	}
+	/* without its hardware a radio sends nothing; notices still reach it */
+	if (r->hw_gone && cmd->op && !strcmp(cmd->op, "tx")) {
+		snprintf(errbuf, errlen, "radio %s is absent (%s)", r->name,
+			 r->hw_reason ? r->hw_reason : "no hardware");
+		return -ENODEV;
+	}
 	int rc = r->mod->desc->command(r->state, cmd, errbuf, errlen);
 	if (rc < 0 && !errbuf[0])
 		snprintf(errbuf, errlen, "%s", strerror(-rc));
