@@ -34,7 +34,7 @@ LIBDAEMON := $(BUILD)/liblabgwd.a
 
 # Radio modules: one .so per folder under plugins/ (not shared/), built from
 # the folder's .c files plus the pure helpers it lists in <name>_SHARED.
-PLUGINS := sim lorawan ble wlan
+PLUGINS := sim lorawan ble wlan cellular
 sim_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
 	plugins/shared/base64.c plugins/ble/ad.c plugins/ble/adv.c
 sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
@@ -45,6 +45,8 @@ ble_SHARED := plugins/shared/base64.c
 ble_LIBS = $(shell pkg-config --libs libsystemd libcrypto jansson)
 wlan_SHARED :=
 wlan_LIBS = $(shell pkg-config --libs libnl-genl-3.0 jansson)
+cellular_SHARED :=
+cellular_LIBS = $(shell pkg-config --libs libsystemd jansson)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden
 # Object lists are computed through functions: a literal % in a pattern
@@ -70,6 +72,7 @@ test_ble_ad_EXTRA := plugins/ble/ad.c plugins/sim/gen.c plugins/shared/lorawan_c
 test_ble_rpa_EXTRA := plugins/ble/rpa.c
 test_wlan_nlparse_EXTRA := plugins/wlan/nlparse.c
 test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
+test_cellular_mm_EXTRA := plugins/cellular/mm.c
 
 .PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install deb clean \
 	bench bench-lorawan bench-ble
@@ -196,6 +199,7 @@ fuzz_gwmp_json_EXTRA := plugins/lorawan/gwmp.c plugins/lorawan/jsontok.c \
 fuzz_lorawan_phy_EXTRA := plugins/lorawan/phy.c plugins/shared/lorawan_crypto.c
 fuzz_ble_ad_EXTRA := plugins/ble/ad.c plugins/ble/rpa.c
 fuzz_wlan_nl_EXTRA := plugins/wlan/nlparse.c
+fuzz_cellular_mm_EXTRA := plugins/cellular/mm.c
 fuzz: deps
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" CFLAGS="-Wno-unknown-warning-option" \

@@ -64,6 +64,9 @@ struct labgw_radio {
 	bool inited;
 	enum radio_state st;
 	char *reason;
+	/* ABI 1.5: a running instance without its hardware shows as absent */
+	bool hw_gone;
+	char *hw_reason;
 	json_t *details;
 	unsigned fails; /* consecutive failing callbacks */
 	unsigned gen;	/* bumped at every stop: stale work sees -ECANCELED */
@@ -109,7 +112,11 @@ static void radio_set_state(struct labgw_radio *r, enum radio_state st, const ch
 		return;
 	switch (st) {
 	case RADIO_UP:
-		log_notice("radio %s: up", r->name);
+		if (r->hw_gone)
+			log_notice("radio %s: up, absent (%s)", r->name,
+				   r->hw_reason ? r->hw_reason : "no hardware");
+		else
+			log_notice("radio %s: up", r->name);
 		break;
 	case RADIO_ABSENT:
 		log_notice("radio %s: absent (%s)", r->name, reason ? reason : "no hardware");
@@ -190,6 +197,9 @@ static void radio_start_instance(struct labgw_radio *r)
 	else
 		radio_set_state(r, RADIO_STARTING, NULL);
 	r->fails = 0;
+	r->hw_gone = false;
+	free(r->hw_reason);
+	r->hw_reason = NULL;
 	int rc = r->mod->desc->start(r->state);
 	if (r->st != RADIO_STARTING) {
 		free(absent_reason);
@@ -345,6 +355,7 @@ static void radio_free_cb(uv_handle_t *handle)
 	free(handle);
 	free(r->key_used);
 	free(r->reason);
+	free(r->hw_reason);
 	json_decref(r->details);
 	free(r);
 }
@@ -589,6 +600,12 @@ int plugin_host_command(struct plugin_host *h, struct labgw_radio *r,
 		snprintf(errbuf, errlen, "radio %s is %s", r->name, radio_state_name(r->st));
 		return -ENODEV;
 	}
+	/* without its hardware a radio sends nothing; notices still reach it */
+	if (r->hw_gone && cmd->op && !strcmp(cmd->op, "tx")) {
+		snprintf(errbuf, errlen, "radio %s is absent (%s)", r->name,
+			 r->hw_reason ? r->hw_reason : "no hardware");
+		return -ENODEV;
+	}
 	int rc = r->mod->desc->command(r->state, cmd, errbuf, errlen);
 	if (rc < 0 && !errbuf[0])
 		snprintf(errbuf, errlen, "%s", strerror(-rc));
@@ -630,7 +647,7 @@ uint32_t radio_techs(const struct labgw_radio *r)
 
 enum radio_state radio_get_state(const struct labgw_radio *r)
 {
-	return r->st;
+	return r->st == RADIO_UP && r->hw_gone ? RADIO_ABSENT : r->st;
 }
 
 const char *radio_state_name(enum radio_state st)
@@ -652,12 +669,22 @@ const char *radio_state_name(enum radio_state st)
 
 const char *radio_reason(const struct labgw_radio *r)
 {
-	return r->reason;
+	return r->st == RADIO_UP && r->hw_gone ? r->hw_reason : r->reason;
 }
 
 const json_t *radio_details(const struct labgw_radio *r)
 {
 	return r->details;
+}
+
+json_t *radio_details_view(const struct labgw_radio *r, bool staff)
+{
+	if (!r->details)
+		return NULL;
+	json_t *d = json_deep_copy(r->details);
+	if (d && !staff)
+		json_object_del(d, RADIO_DETAILS_STAFF);
+	return d;
 }
 
 uint64_t radio_frames_in(const struct labgw_radio *r)
@@ -1265,6 +1292,27 @@ static int svc_tx_result(struct labgw_radio *r, const char *cmd_id, enum labgw_t
 	return rc;
 }
 
+static void svc_radio_present(struct labgw_radio *r, bool present, const char *reason)
+{
+	if (r->removing || (r->st != RADIO_UP && r->st != RADIO_STARTING))
+		return;
+	if (!reason || !*reason)
+		reason = "no hardware";
+	if (present == !r->hw_gone && (present || (r->hw_reason && !strcmp(r->hw_reason, reason))))
+		return;
+	r->hw_gone = !present;
+	free(r->hw_reason);
+	r->hw_reason = present ? NULL : strdup(reason);
+	if (r->st != RADIO_UP)
+		return; /* inside start: the state after it says it */
+	if (present)
+		log_notice("radio %s: up (hardware back)", r->name);
+	else
+		log_notice("radio %s: absent (%s)", r->name, reason);
+	if (!r->in_apply && r->h->ops->radio_changed)
+		r->h->ops->radio_changed(r->h->user_data, r, false);
+}
+
 static bool svc_lorawan_session_keys(struct labgw_radio *r, const char *dev_addr,
 				     uint8_t nwkskey[16], uint8_t appskey[16])
 {
@@ -1310,6 +1358,7 @@ static const struct labgw_host host_services = {
 	.ble_irks = svc_ble_irks,
 	.tx_result = svc_tx_result,
 	.frame_set_public = svc_frame_set_public,
+	.radio_present = svc_radio_present,
 	.config_get = svc_config_get,
 	.config_get_int = svc_config_get_int,
 	.config_get_bool = svc_config_get_bool,

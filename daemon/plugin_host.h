@@ -104,6 +104,14 @@ const char *radio_state_name(enum radio_state st);
 const char *radio_reason(const struct labgw_radio *r);
 /* details merged from state_update, or NULL (borrowed) */
 const json_t *radio_details(const struct labgw_radio *r);
+/* The key of radio details that only staff see (personal data such as a
+ * modem's IMEI, IMSI, ICCID and numbers): left out of the radio state that
+ * sandboxes and kiosks read, published whole on the staff-only
+ * labgw/v1/adm/{gw}/radio/{radio}/state. */
+#define RADIO_DETAILS_STAFF "staff"
+/* A copy of the details as `staff` or everybody else sees them (new
+ * reference), or NULL when the radio has none. */
+json_t *radio_details_view(const struct labgw_radio *r, bool staff);
 uint64_t radio_frames_in(const struct labgw_radio *r);
 /* deliveries of this radio's frames to subscribers, counted by the router */
 uint64_t radio_frames_out(const struct labgw_radio *r);

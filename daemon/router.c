@@ -133,26 +133,34 @@ static void publish_inventory(struct labgwd *d)
 
 void router_radio_changed(struct labgwd *d, struct labgw_radio *r, bool removed)
 {
-	char topic[128];
+	char topic[128], adm[128];
 	snprintf(topic, sizeof(topic), "labgw/v1/gw/%s/radio/%s/state", d->cfg->gw_id,
 		 radio_name(r));
+	snprintf(adm, sizeof(adm), "labgw/v1/adm/%s/radio/%s/state", d->cfg->gw_id, radio_name(r));
 	if (removed) {
 		bus_clear_retained(d->bus, topic);
+		bus_clear_retained(d->bus, adm);
 		policy_radio_gone(d->policy, radio_name(r));
 	} else {
-		struct frame *f =
-			frame_new(d->cfg->gw_id, radio_name(r), LABGW_TECH_NONE, "state.radio");
-		if (f) {
-			const json_t *det = radio_details(r);
-			if (det)
-				frame_set(f, LABGW_DATA, "details", json_deep_copy(det));
+		/* everybody's view, then staff's when the details hold what only
+		 * staff see */
+		const json_t *det = radio_details(r);
+		bool has_staff = det && json_object_get(det, RADIO_DETAILS_STAFF);
+		for (int staff = 0; staff <= (has_staff ? 1 : 0); staff++) {
+			struct frame *f = frame_new(d->cfg->gw_id, radio_name(r), LABGW_TECH_NONE,
+						    "state.radio");
+			if (!f)
+				break;
+			json_t *view = radio_details_view(r, staff);
+			if (view)
+				frame_set(f, LABGW_DATA, "details", view);
 			frame_set(f, LABGW_DATA, "state",
 				  json_string(radio_state_name(radio_get_state(r))));
 			frame_set(f, LABGW_DATA, "module", json_string(radio_module(r)));
 			frame_set(f, LABGW_DATA, "techs", router_techs_json(radio_techs(r)));
 			if (radio_reason(r))
 				frame_set(f, LABGW_DATA, "reason", json_string(radio_reason(r)));
-			publish_sealed(d, topic, f, true);
+			publish_sealed(d, staff ? adm : topic, f, true);
 			frame_unref(f);
 		}
 	}

@@ -1156,7 +1156,7 @@ static const char *body_str(const json_t *body, const char *name)
 
 /* ---- API: gateway and radios ------------------------------------------------ */
 
-static json_t *radio_json(struct labgw_radio *r, bool full)
+static json_t *radio_json(struct labgw_radio *r, bool full, bool staff)
 {
 	json_t *o = json_pack("{s:s,s:s,s:o,s:s}", "radio", radio_name(r), "module",
 			      radio_module(r), "techs", router_techs_json(radio_techs(r)), "state",
@@ -1164,8 +1164,10 @@ static json_t *radio_json(struct labgw_radio *r, bool full)
 	if (full) {
 		if (radio_reason(r))
 			json_object_set_new(o, "reason", json_string(radio_reason(r)));
-		if (radio_details(r))
-			json_object_set_new(o, "details", json_deep_copy(radio_details(r)));
+		/* personal data in the details only for staff */
+		json_t *det = radio_details_view(r, staff);
+		if (det)
+			json_object_set_new(o, "details", det);
 	}
 	return o;
 }
@@ -1176,7 +1178,7 @@ int api_gateway(struct sandboxes *sb, const struct principal *who, json_t **resu
 	struct labgwd *d = sb->d;
 	json_t *radios = json_array();
 	for (struct labgw_radio *r = plugin_host_first(d->host); r; r = plugin_host_next(r))
-		json_array_append_new(radios, radio_json(r, false));
+		json_array_append_new(radios, radio_json(r, false, false));
 	*result = json_pack("{s:s,s:s,s:o,s:b,s:o}", "id", d->cfg->gw_id, "version", LABGW_VERSION,
 			    "started", time_json((int64_t)d->started_us), "stopped", sb->stopped,
 			    "radios", radios);
@@ -1189,7 +1191,7 @@ int api_radio_get(struct sandboxes *sb, const struct principal *who, const char 
 	struct labgw_radio *r = radio ? plugin_host_find(sb->d->host, radio) : NULL;
 	if (!r)
 		return api_fail(err, "NOT_FOUND", "no radio '%.32s'", radio ? radio : "");
-	*result = radio_json(r, true);
+	*result = radio_json(r, true, principal_is_staff(who));
 	return 0;
 }
 

@@ -1282,7 +1282,7 @@ static int wlan_init(struct labgw_radio *r, const struct labgw_host *host, void 
 	struct wlan *s;
 	int rc;
 
-	if (host->size < offsetof(struct labgw_host, reserved))
+	if (host->size < offsetof(struct labgw_host, frame_set_public) + sizeof(void *))
 		return -EINVAL; /* needs ABI 1.5: frame_set_public */
 	s = calloc(1, sizeof(*s));
 	if (!s)

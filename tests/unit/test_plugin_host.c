@@ -1169,6 +1169,49 @@ static void test_radio_narrows_its_techs(void **state)
 /* The layout of ABI 1.0 as released: modules built against it must keep
  * working with every 1.x daemon, so members are only ever added at the end
  * (from the reserved slots), never inserted. */
+/* ABI 1.5: a running radio says its hardware went and came back */
+static void test_radio_present_makes_a_running_radio_absent(void **state)
+{
+	struct fx *fx = *state;
+	struct probe *p = fx_probe(fx, "good");
+	struct config *c = fx_config(fx, "[radio a]\nmodule = good\ninterval = 1h\n");
+	assert_int_equal(plugin_host_apply(fx->h, c), 0);
+	struct labgw_radio *a = plugin_host_find(fx->h, "a");
+	struct probe_radio *pa = slot(p, "a");
+	assert_int_equal(radio_get_state(a), RADIO_UP);
+	assert_non_null(pa->host->radio_present);
+
+	int n = fx->nstates;
+	pa->host->radio_present(pa->radio, false, "modem unplugged");
+	assert_int_equal(radio_get_state(a), RADIO_ABSENT);
+	assert_string_equal(radio_reason(a), "modem unplugged");
+	assert_int_equal(fx->nstates, n + 1); /* announced once */
+	assert_int_equal(fx->states[n].st, RADIO_ABSENT);
+	assert_string_equal(fx->states[n].reason, "modem unplugged");
+	pa->host->radio_present(pa->radio, false, "modem unplugged");
+	assert_int_equal(fx->nstates, n + 1); /* no news */
+	/* still running: the instance sees the hardware come back */
+	assert_true(pa->running);
+	assert_int_equal(pa->stops, 0);
+	char err[128];
+	assert_int_equal(command(fx, a, "c1", "tx", "{}", err, sizeof(err)), -ENODEV);
+
+	pa->host->radio_present(pa->radio, true, NULL);
+	assert_int_equal(radio_get_state(a), RADIO_UP);
+	assert_null(radio_reason(a));
+	assert_int_equal(fx->nstates, n + 2);
+	assert_int_equal(fx->states[n + 1].st, RADIO_UP);
+
+	/* a restart begins present */
+	pa->host->radio_present(pa->radio, false, NULL);
+	assert_string_equal(radio_reason(a), "no hardware");
+	struct config *c2 = fx_config(fx, "[radio a]\nmodule = good\ninterval = 30m\n");
+	assert_int_equal(plugin_host_apply(fx->h, c2), 0);
+	a = plugin_host_find(fx->h, "a");
+	assert_int_equal(radio_get_state(a), RADIO_UP);
+	assert_null(radio_reason(a));
+}
+
 static void test_abi_1_0_layout_is_frozen(void **state)
 {
 #define SLOT(i) (8 + (i) * sizeof(void *))
@@ -1265,6 +1308,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_work_cancelled_by_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv_round_trip_and_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_radio_narrows_its_techs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_radio_present_makes_a_running_radio_absent,
+						setup, teardown),
 		cmocka_unit_test(test_abi_1_0_layout_is_frozen),
 	};
 	return cmocka_run_group_tests_name("plugin_host", tests, NULL, NULL);

@@ -248,7 +248,14 @@ struct labgw_host {
 	 * Never use it for a device a visitor could carry. */
 	int (*frame_set_public)(struct labgw_frame *f);
 
-	void *reserved[9];
+	/* ABI 1.5. Whether a running instance has its hardware now (a modem
+	 * unplugged, its daemon gone): without it the radio shows as `absent`
+	 * with `reason`, transmits are refused as RADIO_UNAVAILABLE, and the
+	 * instance keeps running to see the hardware come back (then it says
+	 * present again). Every start begins present. */
+	void (*radio_present)(struct labgw_radio *r, bool present, const char *reason);
+
+	void *reserved[8];
 };
 
 /*
