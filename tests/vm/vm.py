@@ -116,12 +116,14 @@ def accels():
     return ["tcg"]
 
 
-def qemu_argv(img, accel, run_dir, results, job, hwsim_radios):
+def qemu_argv(img, accel, run_dir, results, job, hwsim_radios, init=None):
     cpu = ["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else ["-accel", "tcg", "-cpu", "max"]
     append = ["console=ttyS0", "panic=-1", "quiet", "loglevel=4",
               "labgw_results=%s" % results, "labgw_job=%s" % job]
     if hwsim_radios:
         append.append("labgw_hwsim_radios=%d" % hwsim_radios)
+    if init:
+        append.append("labgw_init=%s" % init)
     return [QEMU, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             *cpu, "-smp", "2", "-m", "1G", "-nic", "none",
             "-kernel", str(img.kernel), "-initrd", str(img.initramfs),
@@ -241,7 +243,7 @@ def prepare(log=None):
 
 
 def run_in_vm(script, timeout=300.0, *, args=(), env=None, cwd=None, run_dir=None,
-              hwsim_radios=0, echo=None, boot_timeout=None, log=None):
+              hwsim_radios=0, init=None, echo=None, boot_timeout=None, log=None):
     """Boot a VM, run `script` in it as root, return a VmRun when it exits.
 
     script: run directly if executable, else with /usr/bin/python3 (*.py) or
@@ -249,6 +251,8 @@ def run_in_vm(script, timeout=300.0, *, args=(), env=None, cwd=None, run_dir=Non
     timeout: seconds for the script, from its start (boot is not counted).
     run_dir: an empty host folder for this run (default: a new temporary
       folder, kept; the caller removes it); its results/ is the writable share.
+    init: "systemd" boots the host's systemd as PID 1 and runs the script as
+      a service of it (tests of the Debian package and the systemd unit).
     echo: callable given each output line as it arrives.
     """
     script = Path(script).resolve()
@@ -270,7 +274,7 @@ def run_in_vm(script, timeout=300.0, *, args=(), env=None, cwd=None, run_dir=Non
     tried = accels()
     for i, accel in enumerate(tried):
         last = i == len(tried) - 1
-        argv = qemu_argv(img, accel, run_dir, results, job, hwsim_radios)
+        argv = qemu_argv(img, accel, run_dir, results, job, hwsim_radios, init)
         (results / STATUS_FILE).unlink(missing_ok=True)
         bt = boot_timeout or (KVM_BOOT_TIMEOUT if accel == "kvm" and not last else BOOT_TIMEOUT)
         try:
