@@ -9,7 +9,7 @@ import { api, contrastFailures, launchBrowser, newPage, screenshot, startDaemon,
 let d, browser, page;
 
 before(async () => {
-	[d, browser] = await Promise.all([startDaemon({ rate: 100, devices: 40 }), launchBrowser()]);
+	[d, browser] = await Promise.all([startDaemon({ rate: 100, devices: 40, lorawan: true }), launchBrowser()]);
 	page = await newPage(browser, { width: 1440, height: 1000 });
 	page.on('dialog', (dlg) => dlg.accept());
 });
@@ -44,6 +44,9 @@ test('console: a wrong key is refused, the staff key signs in', async () => {
 	await page.waitForFunction(() => Number(document.querySelector('#radio-rows tr[data-radio="sim0"] .num').textContent) > 0);
 	await page.waitForFunction(() => document.getElementById('health').textContent.includes('connected'));
 	await page.waitForSelector('#rate-chart[height]');
+	// the lorawan radio's duty-cycle ledger: one meter per sub-band of its concentrator
+	await page.waitForFunction(() => [...document.querySelectorAll('#duty p.duty')].some((p) => /^lora0 .*: .* of \d+ ms/.test(p.textContent)));
+	assert.ok(await page.$('#duty p.duty meter, #duty p.duty progress'), 'a meter per sub-band');
 	await screenshot(page, 'console-overview');
 	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	assert.deepEqual(page.problems, []);

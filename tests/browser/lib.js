@@ -15,10 +15,11 @@ export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PYTHON = process.env.PYTHON || '/usr/bin/python3';
 
 /** Start labgwd with sim radios; resolves with {port, key, pid, base, stop()}. */
-export function startDaemon({ rate = 100, devices = 40, mqtt = 'spawn' } = {}) {
+export function startDaemon({ rate = 100, devices = 40, mqtt = 'spawn', lorawan = false } = {}) {
 	const proc = spawn(
 		PYTHON,
-		[join(here, 'launch.py'), '--rate', String(rate), '--devices', String(devices), '--mqtt', mqtt],
+		[join(here, 'launch.py'), '--rate', String(rate), '--devices', String(devices), '--mqtt', mqtt,
+			...(lorawan ? ['--lorawan'] : [])],
 		{ stdio: ['pipe', 'pipe', 'inherit'], env: process.env }
 	);
 	return new Promise((ok, fail) => {

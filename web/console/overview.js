@@ -128,7 +128,7 @@ function renderRadios() {
 	$('radio-rows').replaceChildren(...rows);
 }
 
-// the lorawan module reports data.duty_cycle.{gateway}.{band}.{used_ms, limit_ms}
+// the lorawan module reports, in its radio state, details.duty_cycle.{gateway}.{band}.{used_ms, limit_ms}
 function dutyBands(data, path = [], out = []) {
 	if (!data || typeof data !== 'object') return out;
 	if ('used_ms' in data && 'limit_ms' in data) out.push({ name: path.join(' '), ...data });
@@ -141,7 +141,7 @@ function renderDuty() {
 	const items = [];
 	for (const r of radios.values()) {
 		if (!(r.techs || []).includes('lorawan')) continue;
-		const bands = dutyBands(r.data?.duty_cycle);
+		const bands = dutyBands(r.data?.details?.duty_cycle);
 		if (!bands.length) {
 			items.push(el('p', { text: `${r.radio}: reports no duty-cycle ledger (${r.module || 'module'}).` }));
 			continue;
