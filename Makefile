@@ -41,11 +41,11 @@ sim_LIBS = $(shell pkg-config --libs jansson libcrypto)
 lorawan_SHARED := plugins/shared/lorawan_crypto.c plugins/shared/lora_airtime.c \
 	plugins/shared/base64.c
 lorawan_LIBS = $(shell pkg-config --libs jansson libcrypto)
-ble_SHARED := plugins/shared/base64.c
+ble_SHARED := plugins/shared/base64.c plugins/shared/busloop.c
 ble_LIBS = $(shell pkg-config --libs libsystemd libcrypto jansson)
 wlan_SHARED :=
 wlan_LIBS = $(shell pkg-config --libs libnl-genl-3.0 jansson)
-cellular_SHARED :=
+cellular_SHARED := plugins/shared/busloop.c
 cellular_LIBS = $(shell pkg-config --libs libsystemd jansson)
 PLUGIN_SOS := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 PIC_FLAGS := -fPIC -fvisibility=hidden

@@ -54,6 +54,7 @@
 #include "ad.h"
 #include "adv.h"
 #include "base64.h"
+#include "busloop.h"
 #include "rpa.h"
 
 #define BLUEZ		"org.bluez"
@@ -86,8 +87,10 @@
 #define ADV_LEGACY_MAX	   31	/* bytes of advertising data a sandbox may send */
 #define ADV_DURATION_MAX   3600 /* s: an advertisement ends by then at the latest */
 #define CALL_TIMEOUT_US	   (10 * 1000 * 1000)
-#define READ_HOLD_MS	   5   /* after the bus had something, the next read waits this long */
-#define PUMP_MAX	   256 /* messages handled per turn: the loop serves others too */
+/* after the bus had something, the next read waits this long: bluetoothd
+ * sends one signal per advert, and so many adverts cost one wakeup and
+ * leave as one WebSocket burst */
+#define READ_HOLD_MS 5
 
 struct blob {
 	uint8_t len;
@@ -212,13 +215,8 @@ struct ble {
 	bool power;
 	uint64_t stall_ms, ttl_ms;
 	unsigned max_devices;
-	/* bus */
-	sd_bus *bus;
-	uint64_t watch, bus_timer, tick, reconnect;
-	unsigned watch_events; /* LABGW_FD_* the watch waits for now */
-	bool holding;	       /* reading is held back ... */
-	uint64_t hold_timer;   /* ... until this fires */
-	uint64_t bus_timer_at; /* sd-bus deadline the timer is set for (usec) */
+	struct busloop bl; /* the system bus */
+	uint64_t tick;
 	bool running;
 	/* bluetoothd */
 	char owner[64]; /* unique name of org.bluez, "" when absent */
@@ -262,8 +260,6 @@ static uint64_t now_ms(struct ble *s)
 	return s->h->now_ms(s->r);
 }
 
-static void bus_arm(struct ble *s);
-static void bus_lost(struct ble *s, int err);
 static int publish_state(struct ble *s);
 static int read_gatt_props(struct ble *s, sd_bus_message *m, const char *path, bool is_char,
 			   struct blob *value, bool *has_value);
@@ -1019,7 +1015,7 @@ static void call(struct ble *s, const char *path, const char *iface, const char 
 {
 	sd_bus_message *m = NULL;
 	va_list ap;
-	int rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, path, iface, method);
+	int rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, path, iface, method);
 
 	if (rc >= 0 && types) {
 		va_start(ap, types);
@@ -1027,7 +1023,7 @@ static void call(struct ble *s, const char *path, const char *iface, const char 
 		va_end(ap);
 	}
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, NULL, m, cb, s, CALL_TIMEOUT_US);
+		rc = sd_bus_call_async(s->bl.bus, NULL, m, cb, s, CALL_TIMEOUT_US);
 	sd_bus_message_unref(m);
 	if (rc < 0)
 		note_error(s, what, NULL, rc);
@@ -1041,13 +1037,13 @@ static void discovery_start(struct ble *s)
 	if (s->discovery_pending)
 		return;
 	/* LE only, every advert reported (not only changed ones) */
-	rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, s->adapter_path, IFACE_ADAPTER,
+	rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, s->adapter_path, IFACE_ADAPTER,
 					    "SetDiscoveryFilter");
 	if (rc >= 0)
 		rc = sd_bus_message_append(m, "a{sv}", 2, "Transport", "s", "le", "DuplicateData",
 					   "b", 1);
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, NULL, m, filter_done, s, CALL_TIMEOUT_US);
+		rc = sd_bus_call_async(s->bl.bus, NULL, m, filter_done, s, CALL_TIMEOUT_US);
 	sd_bus_message_unref(m);
 	if (rc < 0)
 		note_error(s, "setting the discovery filter", NULL, rc);
@@ -1082,7 +1078,7 @@ static void discovery_restart(struct ble *s, const char *why)
 /* Bring the adapter to where the configuration wants it. */
 static void adapter_drive(struct ble *s)
 {
-	if (!s->bus || !s->adapter_present)
+	if (!s->bl.bus || !s->adapter_present)
 		return;
 	if (!s->powered) {
 		if (s->power && !s->power_pending) {
@@ -1359,150 +1355,17 @@ static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
 /* ---- the bus connection ------------------------------------------------- */
 
 /* Runs sd-bus until it has nothing left to do; whether it did anything. */
-static bool bus_pump(struct ble *s)
-{
-	bool did = false;
-	int rc = 0;
-
-	/* what is left waits for the next turn: sd-bus then reports a zero
-	 * timeout (bus_arm) or the hold timer comes back */
-	for (unsigned n = 0; n < PUMP_MAX && s->bus && (rc = sd_bus_process(s->bus, NULL)) > 0; n++)
-		did = true;
-	if (s->bus && rc < 0) {
-		bus_lost(s, rc);
-		return did;
-	}
-	if (s->bus)
-		bus_arm(s);
-	return did;
-}
-
-static int hold_end_cb(void *ud);
-
-/*
- * bluetoothd sends one signal per advert. Read as each comes, every advert
- * costs a wakeup of the daemon and a WebSocket write of its own; so once
- * the bus had something, the next read waits READ_HOLD_MS and takes what
- * came meanwhile at once, and the frames leave in one burst. An advert
- * after a quiet spell is read at once: only a busy bus waits.
- */
-static void bus_hold(struct ble *s)
-{
-	if (!s->bus || s->holding)
-		return;
-	s->hold_timer = s->h->timer_add(s->r, READ_HOLD_MS, 0, hold_end_cb, s);
-	if (!s->hold_timer)
-		return;
-	s->holding = true;
-	bus_arm(s);
-}
-
-static int hold_end_cb(void *ud)
+/* The connection is closing: bluetoothd drops a leaving client's
+ * advertisements, and its calls will not be answered. */
+static void bus_closing(void *ud)
 {
 	struct ble *s = ud;
 
-	s->hold_timer = 0;
-	/* still holding while reading: the watch stays as it is when there
-	 * was something (the bus is busy, hold again) */
-	if (bus_pump(s) && s->bus) {
-		s->hold_timer = s->h->timer_add(s->r, READ_HOLD_MS, 0, hold_end_cb, s);
-		if (s->hold_timer)
-			return 0;
-	}
-	s->holding = false;
-	if (s->bus)
-		bus_arm(s);
-	return 0;
-}
-
-static int bus_fd_cb(void *ud, int fd, unsigned events)
-{
-	struct ble *s = ud;
-
-	if (bus_pump(s))
-		bus_hold(s);
-	return 0;
-}
-
-static int bus_timer_cb(void *ud)
-{
-	struct ble *s = ud;
-
-	s->bus_timer = 0;
-	s->bus_timer_at = 0;
-	bus_pump(s);
-	return 0;
-}
-
-/* Watch for what sd-bus waits for next: fd events and its deadline. */
-static void bus_arm(struct ble *s)
-{
-	int ev = sd_bus_get_events(s->bus);
-	unsigned want = 0;
-	uint64_t usec = UINT64_MAX;
-
-	if (ev < 0) {
-		bus_lost(s, ev);
-		return;
-	}
-	if ((ev & POLLIN) && !s->holding)
-		want |= LABGW_FD_READ;
-	if (ev & POLLOUT)
-		want |= LABGW_FD_WRITE;
-	/* the same events nearly every time: a modify is a syscall or two */
-	if (want != s->watch_events && s->h->watch_fd_modify(s->r, s->watch, want) == 0)
-		s->watch_events = want;
-	if (sd_bus_get_timeout(s->bus, &usec) < 0)
-		usec = UINT64_MAX;
-	if (usec == s->bus_timer_at)
-		return;
-	if (s->bus_timer)
-		s->h->timer_cancel(s->r, s->bus_timer);
-	s->bus_timer = 0;
-	s->bus_timer_at = usec;
-	if (usec != UINT64_MAX) {
-		struct timespec ts;
-		uint64_t now, delay_ms = 0;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-		if (usec > now)
-			delay_ms = (usec - now + 999) / 1000;
-		s->bus_timer = s->h->timer_add(s->r, delay_ms, 0, bus_timer_cb, s);
-	}
-}
-
-static void bus_close(struct ble *s)
-{
-	if (s->watch)
-		s->h->watch_fd_cancel(s->r, s->watch);
-	if (s->bus_timer)
-		s->h->timer_cancel(s->r, s->bus_timer);
-	if (s->hold_timer)
-		s->h->timer_cancel(s->r, s->hold_timer);
-	s->watch = s->bus_timer = s->hold_timer = 0;
-	s->holding = false;
-	s->bus_timer_at = 0;
-	/* bluetoothd drops the advertisements of a client that leaves */
 	adv_free_all(s);
 	gcall_fail_all(s, "the connection to bluetoothd was closed");
-	if (s->bus)
-		sd_bus_flush_close_unref(s->bus);
-	s->bus = NULL;
 	s->owner[0] = 0;
 	s->objects_loaded = false;
 	adapter_reset(s);
-}
-
-static int reconnect_cb(void *ud);
-
-static void bus_lost(struct ble *s, int err)
-{
-	s->h->log(s->r, LABGW_LOG_WARNING, "lost the system bus (%s): reconnecting",
-		  strerror(-err));
-	bus_close(s);
-	if (s->running && !s->reconnect)
-		s->reconnect = s->h->timer_add(s->r, RECONNECT_MS, 0, reconnect_cb, s);
 }
 
 static const char *const matches[] = {
@@ -1524,53 +1387,21 @@ static int bus_open(struct ble *s)
 		on_interfaces_removed,
 		on_properties_changed,
 	};
-	int rc = sd_bus_open_system(&s->bus);
 
-	if (rc < 0) {
-		s->bus = NULL;
-		return rc;
-	}
-	sd_bus_set_description(s->bus, "labgw-ble");
-	s->watch = s->h->watch_fd(s->r, sd_bus_get_fd(s->bus), LABGW_FD_READ, bus_fd_cb, s);
-	s->watch_events = LABGW_FD_READ;
-	if (!s->watch) {
-		sd_bus_flush_close_unref(s->bus);
-		s->bus = NULL;
-		return -ENOMEM;
-	}
-	/* the bus delivers the matches before the answer to GetNameOwner, so
-	 * nothing bluetoothd does in between is missed */
-	for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++) {
-		rc = sd_bus_add_match_async(s->bus, NULL, matches[i], handlers[i], NULL, s);
-		if (rc < 0) {
-			bus_close(s);
-			return rc;
-		}
-	}
-	rc = sd_bus_call_method_async(s->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				      "org.freedesktop.DBus", "GetNameOwner", owner_known, s, "s",
-				      BLUEZ);
-	if (rc < 0) {
-		bus_close(s);
-		return rc;
-	}
-	bus_arm(s);
-	return 0;
+	return busloop_open(&s->bl, "labgw-ble", matches, handlers,
+			    sizeof(matches) / sizeof(matches[0]), BLUEZ, owner_known);
 }
 
-static int reconnect_cb(void *ud)
+static int bus_reopen(void *ud)
 {
 	struct ble *s = ud;
 	int rc;
 
-	s->reconnect = 0;
-	if (!s->running || s->bus)
+	if (!s->running)
 		return 0;
 	rc = bus_open(s);
-	if (rc < 0) {
-		s->reconnect = s->h->timer_add(s->r, RECONNECT_MS, 0, reconnect_cb, s);
-		return 0;
-	}
+	if (rc < 0)
+		return rc;
 	s->cnt.bus_reconnects++;
 	s->h->log(s->r, LABGW_LOG_NOTICE, "back on the system bus");
 	return 0;
@@ -1692,16 +1523,17 @@ static void adv_end(struct ble *s, struct advert *a, const char *why)
 		/* still being registered: adv_registered takes it off */
 		return;
 	}
-	if (!s->bus || !s->adapter_present) {
+	if (!s->bl.bus || !s->adapter_present) {
 		adv_free(s, a);
 		return;
 	}
-	rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, s->adapter_path, IFACE_ADVMGR,
+	rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, s->adapter_path, IFACE_ADVMGR,
 					    "UnregisterAdvertisement");
 	if (rc >= 0)
 		rc = sd_bus_message_append(m, "o", a->path);
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, &a->call, m, adv_unregistered, a, CALL_TIMEOUT_US);
+		rc = sd_bus_call_async(s->bl.bus, &a->call, m, adv_unregistered, a,
+				       CALL_TIMEOUT_US);
 	sd_bus_message_unref(m);
 	if (rc < 0)
 		adv_free(s, a);
@@ -1804,7 +1636,7 @@ static int adv_start(struct ble *s, const struct labgw_command *cmd, json_t *bod
 		if (left < duration)
 			duration = left < 1 ? 1 : left;
 	}
-	if (!s->bus || !s->adapter_present || !s->powered)
+	if (!s->bl.bus || !s->adapter_present || !s->powered)
 		return refuse(errbuf, errlen, -ENODEV, "adapter %s is not ready", s->adapter);
 	a = calloc(1, sizeof(*a));
 	if (!a)
@@ -1855,9 +1687,9 @@ static int adv_start(struct ble *s, const struct labgw_command *cmd, json_t *bod
 	if (a->parsed.has_tx_power)
 		a->vt[k++] = (sd_bus_vtable)SD_BUS_PROPERTY("Includes", "as", adv_get, 0, 0);
 	a->vt[k++] = (sd_bus_vtable)SD_BUS_VTABLE_END;
-	rc = sd_bus_add_object_vtable(s->bus, &a->slot, a->path, IFACE_ADV, a->vt, a);
+	rc = sd_bus_add_object_vtable(s->bl.bus, &a->slot, a->path, IFACE_ADV, a->vt, a);
 	if (rc >= 0)
-		rc = sd_bus_call_method_async(s->bus, &a->call, BLUEZ, s->adapter_path,
+		rc = sd_bus_call_method_async(s->bl.bus, &a->call, BLUEZ, s->adapter_path,
 					      IFACE_ADVMGR, "RegisterAdvertisement", adv_registered,
 					      a, "oa{sv}", a->path, 0);
 	if (rc < 0) {
@@ -1886,7 +1718,7 @@ static int lease_ended(struct ble *s, json_t *body)
 	const char *kind = res ? strrchr(res, ':') : NULL;
 	struct advert *a, *next;
 
-	if (kind && sbx && !strcmp(kind, ":gatt") && s->bus) {
+	if (kind && sbx && !strcmp(kind, ":gatt") && s->bl.bus) {
 		for (struct dev *d = s->lru_head; d; d = d->lru_next)
 			if (d->gatt_sbx[0] && !strcmp(d->gatt_sbx, sbx))
 				gatt_close(s, d, "the lease ended");
@@ -2199,10 +2031,10 @@ static int gcall(struct ble *s, const struct labgw_command *cmd, enum gatt_op op
 	snprintf(g->path, sizeof(g->path), "%s", path);
 	snprintf(g->sbx, sizeof(g->sbx), "%s", cmd->sbx ? cmd->sbx : "");
 	if (args) {
-		rc = sd_bus_call_async(s->bus, &g->slot, args, gcall_done, g,
+		rc = sd_bus_call_async(s->bl.bus, &g->slot, args, gcall_done, g,
 				       op == G_CONNECT ? 30 * 1000 * 1000 : CALL_TIMEOUT_US);
 	} else {
-		rc = sd_bus_call_method_async(s->bus, &g->slot, BLUEZ, path, iface, method,
+		rc = sd_bus_call_method_async(s->bl.bus, &g->slot, BLUEZ, path, iface, method,
 					      gcall_done, g, NULL);
 	}
 	if (rc < 0) {
@@ -2224,9 +2056,9 @@ static int connect_now(sd_bus_message *m, void *ud, sd_bus_error *ret)
 
 	/* whatever StopDiscovery answered (no session of ours: fine) */
 	g->slot = sd_bus_slot_unref(g->slot);
-	rc = sd_bus_message_new_method_call(s->bus, &c, BLUEZ, g->path, IFACE_DEVICE, "Connect");
+	rc = sd_bus_message_new_method_call(s->bl.bus, &c, BLUEZ, g->path, IFACE_DEVICE, "Connect");
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, &g->slot, c, gcall_done, g, 30 * 1000 * 1000);
+		rc = sd_bus_call_async(s->bl.bus, &g->slot, c, gcall_done, g, 30 * 1000 * 1000);
 	sd_bus_message_unref(c);
 	if (rc < 0) {
 		s->h->tx_status(s->r, g->cmd_id, LABGW_TX_FAILED, "cannot talk to bluetoothd");
@@ -2256,7 +2088,7 @@ static int gatt_connect(struct ble *s, const struct labgw_command *cmd, struct d
 	snprintf(g->path, sizeof(g->path), "%s", d->path);
 	snprintf(g->sbx, sizeof(g->sbx), "%s", cmd->sbx ? cmd->sbx : "");
 	s->quiet_until_ms = now_ms(s) + CONNECT_QUIET_MS;
-	rc = sd_bus_call_method_async(s->bus, &g->slot, BLUEZ, s->adapter_path, IFACE_ADAPTER,
+	rc = sd_bus_call_method_async(s->bl.bus, &g->slot, BLUEZ, s->adapter_path, IFACE_ADAPTER,
 				      "StopDiscovery", connect_now, g, NULL);
 	if (rc < 0) {
 		free(g);
@@ -2351,7 +2183,7 @@ static int gatt_start(struct ble *s, const struct labgw_command *cmd, json_t *bo
 		return refuse(errbuf, errlen, -EINVAL,
 			      "a GATT request needs \"dev\" and \"op\" (connect, disconnect, "
 			      "services, read, write, notify, unnotify)");
-	if (!s->bus || !s->adapter_present || !s->powered)
+	if (!s->bl.bus || !s->adapter_present || !s->powered)
 		return refuse(errbuf, errlen, -ENODEV, "adapter %s is not ready", s->adapter);
 	d = dev_by_addr(s, addr);
 	if (!d)
@@ -2386,8 +2218,8 @@ static int gatt_start(struct ble *s, const struct labgw_command *cmd, json_t *bo
 			      addr);
 	if (!strcmp(op, "read")) {
 		sd_bus_message *m = NULL;
-		int rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, c->path, IFACE_GATT_CHAR,
-							"ReadValue");
+		int rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, c->path,
+							IFACE_GATT_CHAR, "ReadValue");
 
 		if (rc >= 0)
 			rc = sd_bus_message_append(m, "a{sv}", 0);
@@ -2408,7 +2240,7 @@ static int gatt_start(struct ble *s, const struct labgw_command *cmd, json_t *bo
 		if (nr && !json_is_boolean(nr))
 			return refuse(errbuf, errlen, -EINVAL,
 				      "\"without_response\" is true or false");
-		rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, c->path, IFACE_GATT_CHAR,
+		rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, c->path, IFACE_GATT_CHAR,
 						    "WriteValue");
 		if (rc >= 0)
 			rc = sd_bus_message_append_array(m, 'y', buf, (size_t)n);
@@ -2447,14 +2279,14 @@ static void gatt_close(struct ble *s, struct dev *d, const char *why)
 		struct gatt_char *c = &s->chars[i];
 
 		if (c->ours && !strncmp(c->path, d->path, n) && c->path[n] == '/') {
-			sd_bus_call_method_async(s->bus, NULL, BLUEZ, c->path, IFACE_GATT_CHAR,
+			sd_bus_call_method_async(s->bl.bus, NULL, BLUEZ, c->path, IFACE_GATT_CHAR,
 						 "StopNotify", ignore_reply, s, NULL);
 			c->ours = false;
 		}
 	}
 	if (d->connected)
-		sd_bus_call_method_async(s->bus, NULL, BLUEZ, d->path, IFACE_DEVICE, "Disconnect",
-					 ignore_reply, s, NULL);
+		sd_bus_call_method_async(s->bl.bus, NULL, BLUEZ, d->path, IFACE_DEVICE,
+					 "Disconnect", ignore_reply, s, NULL);
 	d->gatt_sbx[0] = 0;
 }
 
@@ -2464,7 +2296,7 @@ static int claim_ended(struct ble *s, json_t *body)
 	const char *dev = json_string_value(json_object_get(body, "dev"));
 	const char *sbx = json_string_value(json_object_get(body, "sbx"));
 
-	if (!dev || !sbx || !s->bus)
+	if (!dev || !sbx || !s->bl.bus)
 		return 0;
 	for (struct dev *d = s->lru_head; d; d = d->lru_next)
 		if (d->gatt_sbx[0] && !strcmp(d->gatt_sbx, sbx) &&
@@ -2492,14 +2324,14 @@ static void remove_device(struct ble *s, struct dev *d)
 	sd_bus_message *m = NULL;
 	int rc;
 
-	if (d->removing || !s->bus || !s->adapter_present)
+	if (d->removing || !s->bl.bus || !s->adapter_present)
 		return;
-	rc = sd_bus_message_new_method_call(s->bus, &m, BLUEZ, s->adapter_path, IFACE_ADAPTER,
+	rc = sd_bus_message_new_method_call(s->bl.bus, &m, BLUEZ, s->adapter_path, IFACE_ADAPTER,
 					    "RemoveDevice");
 	if (rc >= 0)
 		rc = sd_bus_message_append(m, "o", d->path);
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, NULL, m, remove_done, s, CALL_TIMEOUT_US);
+		rc = sd_bus_call_async(s->bl.bus, NULL, m, remove_done, s, CALL_TIMEOUT_US);
 	sd_bus_message_unref(m);
 	if (rc >= 0) {
 		d->removing = true;
@@ -2536,7 +2368,7 @@ static int tick_cb(void *ud)
 	struct ble *s = ud;
 	uint64_t now = now_ms(s);
 
-	if (s->bus && s->objects_loaded && s->adapter_present && s->powered &&
+	if (s->bl.bus && s->objects_loaded && s->adapter_present && s->powered &&
 	    now >= s->quiet_until_ms) {
 		if (!s->discovering && !s->discovery_pending &&
 		    now - s->discovery_started_ms >= DISCOVERY_GRACE_MS) {
@@ -2547,13 +2379,13 @@ static int tick_cb(void *ud)
 			discovery_restart(s, "no advertisement for a while");
 		}
 	}
-	if (s->bus && s->objects_loaded && now >= s->sweep_at_ms) {
+	if (s->bl.bus && s->objects_loaded && now >= s->sweep_at_ms) {
 		s->sweep_at_ms =
 			now + (s->ttl_ms / 2 < SWEEP_EVERY_MS ? s->ttl_ms / 2 : SWEEP_EVERY_MS);
 		sweep(s);
 	}
-	if (s->bus)
-		bus_arm(s); /* calls made here wait to be written */
+	if (s->bl.bus)
+		busloop_arm(&s->bl); /* calls made here wait to be written */
 	if (s->state_dirty)
 		publish_state(s);
 	return 0;
@@ -2562,7 +2394,7 @@ static int tick_cb(void *ud)
 static int publish_state(struct ble *s)
 {
 	struct labgw_frame *f = s->h->frame_new(s->r, LABGW_TECH_NONE, "state.radio");
-	const char *bluez = !s->bus ? "no system bus" : s->owner[0] ? "running" : "absent";
+	const char *bluez = !s->bl.bus ? "no system bus" : s->owner[0] ? "running" : "absent";
 	int rc = 0;
 
 	if (!f)
@@ -2628,6 +2460,13 @@ static int ble_init(struct labgw_radio *r, const struct labgw_host *host, void *
 		return -ENOMEM;
 	s->r = r;
 	s->h = host;
+	s->bl = (struct busloop){.h = host,
+				 .r = r,
+				 .ud = s,
+				 .hold_ms = READ_HOLD_MS,
+				 .reconnect_ms = RECONNECT_MS,
+				 .closing = bus_closing,
+				 .reopen = bus_reopen};
 	adapter = host->config_get(r, "adapter");
 	rcs[0] = host->config_get_bool(r, "power", true, &s->power);
 	rcs[1] = host->config_get_duration_ms(r, "discovery_stall", 5000, 3600000, 60000,
@@ -2674,7 +2513,7 @@ static int ble_start(void *state)
 	}
 	s->tick = s->h->timer_add(s->r, TICK_MS, TICK_MS, tick_cb, s);
 	if (!s->tick) {
-		bus_close(s);
+		busloop_close(&s->bl);
 		return -ENOMEM;
 	}
 	s->running = true;
@@ -2717,12 +2556,10 @@ static void ble_stop(void *state)
 	s->running = false;
 	if (s->tick)
 		s->h->timer_cancel(s->r, s->tick);
-	if (s->reconnect)
-		s->h->timer_cancel(s->r, s->reconnect);
-	s->tick = s->reconnect = 0;
+	s->tick = 0;
 	/* closing the connection ends our discovery session and our
 	 * advertisements in bluetoothd */
-	bus_close(s);
+	busloop_stop(&s->bl);
 }
 
 static void ble_exit(void *state)

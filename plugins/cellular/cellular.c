@@ -49,6 +49,7 @@
 
 #include <labgw/plugin.h>
 
+#include "busloop.h"
 #include "frame_builder.h"
 #include "mm.h"
 
@@ -76,7 +77,6 @@
 #define RECONNECT_MS	  2000
 #define CALL_TIMEOUT_US	  (25 * 1000 * 1000)
 #define SEND_TIMEOUT_US	  (120 * 1000 * 1000)
-#define PUMP_MAX	  256
 #define MM_STATE_DISABLED 3
 
 struct cell;
@@ -138,11 +138,8 @@ struct cell {
 	char modem_sel[STR_MAX]; /* "" = any */
 	uint64_t signal_ms;
 	bool delete_after_read, enable;
-	/* bus */
-	sd_bus *bus;
-	uint64_t watch, bus_timer, tick, reconnect;
-	unsigned watch_events;
-	uint64_t bus_timer_at;
+	struct busloop bl; /* the system bus */
+	uint64_t tick;
 	bool running;
 	/* ModemManager */
 	char owner[64];
@@ -165,8 +162,6 @@ struct cell {
 	struct counters cnt;
 };
 
-static void bus_arm(struct cell *s);
-static void bus_lost(struct cell *s, int err);
 static int publish_state(struct cell *s);
 static void bind_update(struct cell *s);
 
@@ -482,16 +477,16 @@ static int call(struct cell *s, sd_bus_slot **slot, const char *path, const char
 	va_list ap;
 	int rc;
 
-	if (!s->bus)
+	if (!s->bl.bus)
 		return -ENOTCONN;
-	rc = sd_bus_message_new_method_call(s->bus, &m, MM_NAME, path, iface, method);
+	rc = sd_bus_message_new_method_call(s->bl.bus, &m, MM_NAME, path, iface, method);
 	if (rc >= 0 && types) {
 		va_start(ap, types);
 		rc = sd_bus_message_appendv(m, types, ap);
 		va_end(ap);
 	}
 	if (rc >= 0)
-		rc = sd_bus_call_async(s->bus, slot, m, cb, ud, timeout_us);
+		rc = sd_bus_call_async(s->bl.bus, slot, m, cb, ud, timeout_us);
 	sd_bus_message_unref(m);
 	return rc;
 }
@@ -943,7 +938,7 @@ static int sms_send(struct cell *s, const struct labgw_command *cmd, json_t *bod
 	if (!tlen || tlen > SMS_TEXT_MAX || strlen(text) != tlen || !utf8_valid(text, tlen))
 		return refuse(errbuf, errlen, -EINVAL, "\"text\" must be 1 to %d bytes of UTF-8",
 			      SMS_TEXT_MAX);
-	if (!s->bus || !md)
+	if (!s->bl.bus || !md)
 		return refuse(errbuf, errlen, -ENODEV, "no modem");
 	if (!md->has_messaging)
 		return refuse(errbuf, errlen, -ENODEV,
@@ -1137,7 +1132,7 @@ static void modem_drive(struct cell *s)
 /* Bind a modem when none is, or drop one that went. */
 static void bind_update(struct cell *s)
 {
-	if (!s->bus) {
+	if (!s->bl.bus) {
 		tell_present(s, false, "no system bus");
 		return;
 	}
@@ -1438,103 +1433,30 @@ static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
 
 /* ---- the bus connection ------------------------------------------------- */
 
-static void bus_pump(struct cell *s)
-{
-	int rc = 0;
-
-	for (unsigned n = 0; n < PUMP_MAX && s->bus && (rc = sd_bus_process(s->bus, NULL)) > 0; n++)
-		;
-	if (s->bus && rc < 0) {
-		bus_lost(s, rc);
-		return;
-	}
-	if (s->bus)
-		bus_arm(s);
-	if (s->state_dirty)
-		publish_state(s);
-}
-
-static int bus_fd_cb(void *ud, int fd, unsigned events)
-{
-	bus_pump(ud);
-	return 0;
-}
-
-static int bus_timer_cb(void *ud)
+/* The connection is closing: what was under way with ModemManager ends. */
+static void bus_closing(void *ud)
 {
 	struct cell *s = ud;
 
-	s->bus_timer = 0;
-	s->bus_timer_at = 0;
-	bus_pump(s);
-	return 0;
-}
-
-static void bus_arm(struct cell *s)
-{
-	int ev = sd_bus_get_events(s->bus);
-	unsigned want = 0;
-	uint64_t usec = UINT64_MAX;
-
-	if (ev < 0) {
-		bus_lost(s, ev);
-		return;
-	}
-	if (ev & POLLIN)
-		want |= LABGW_FD_READ;
-	if (ev & POLLOUT)
-		want |= LABGW_FD_WRITE;
-	if (want != s->watch_events && s->h->watch_fd_modify(s->r, s->watch, want) == 0)
-		s->watch_events = want;
-	if (sd_bus_get_timeout(s->bus, &usec) < 0)
-		usec = UINT64_MAX;
-	if (usec == s->bus_timer_at)
-		return;
-	if (s->bus_timer)
-		s->h->timer_cancel(s->r, s->bus_timer);
-	s->bus_timer = 0;
-	s->bus_timer_at = usec;
-	if (usec != UINT64_MAX) {
-		struct timespec ts;
-		uint64_t now, delay_ms = 0;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-		if (usec > now)
-			delay_ms = (usec - now + 999) / 1000;
-		s->bus_timer = s->h->timer_add(s->r, delay_ms, 0, bus_timer_cb, s);
-	}
-}
-
-static void bus_close(struct cell *s)
-{
-	if (s->watch)
-		s->h->watch_fd_cancel(s->r, s->watch);
-	if (s->bus_timer)
-		s->h->timer_cancel(s->r, s->bus_timer);
-	s->watch = s->bus_timer = 0;
-	s->bus_timer_at = 0;
 	sms_out_fail_all(s, "the connection to ModemManager was closed");
 	mm_forget(s);
 	while (s->in)
 		sms_in_free(s, s->in);
 	s->sim_call = sd_bus_slot_unref(s->sim_call);
 	s->owner[0] = 0;
-	if (s->bus)
-		sd_bus_flush_close_unref(s->bus);
-	s->bus = NULL;
 }
 
-static int reconnect_cb(void *ud);
-
-static void bus_lost(struct cell *s, int err)
+static void bus_lost(void *ud)
 {
-	s->h->log(s->r, LABGW_LOG_WARNING, "lost the system bus (%s): reconnecting",
-		  strerror(-err));
-	bus_close(s);
-	bind_update(s);
-	if (s->running && !s->reconnect)
-		s->reconnect = s->h->timer_add(s->r, RECONNECT_MS, 0, reconnect_cb, s);
+	bind_update(ud);
+}
+
+static void bus_processed(void *ud)
+{
+	struct cell *s = ud;
+
+	if (s->state_dirty)
+		publish_state(s);
 }
 
 static const char *const matches[] = {
@@ -1557,50 +1479,19 @@ static int bus_open(struct cell *s)
 		on_name_owner_changed, on_interfaces_added, on_interfaces_removed,
 		on_properties_changed, on_sms_added,
 	};
-	int rc = sd_bus_open_system(&s->bus);
 
-	if (rc < 0) {
-		s->bus = NULL;
-		return rc;
-	}
-	sd_bus_set_description(s->bus, "labgw-cellular");
-	s->watch = s->h->watch_fd(s->r, sd_bus_get_fd(s->bus), LABGW_FD_READ, bus_fd_cb, s);
-	s->watch_events = LABGW_FD_READ;
-	if (!s->watch) {
-		sd_bus_flush_close_unref(s->bus);
-		s->bus = NULL;
-		return -ENOMEM;
-	}
-	/* the matches are in place before the answer to GetNameOwner comes */
-	for (size_t i = 0; i < sizeof(matches) / sizeof(matches[0]); i++) {
-		rc = sd_bus_add_match_async(s->bus, NULL, matches[i], handlers[i], NULL, s);
-		if (rc < 0) {
-			bus_close(s);
-			return rc;
-		}
-	}
-	rc = sd_bus_call_method_async(s->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				      "org.freedesktop.DBus", "GetNameOwner", owner_known, s, "s",
-				      MM_NAME);
-	if (rc < 0) {
-		bus_close(s);
-		return rc;
-	}
-	bus_arm(s);
-	return 0;
+	return busloop_open(&s->bl, "labgw-cellular", matches, handlers,
+			    sizeof(matches) / sizeof(matches[0]), MM_NAME, owner_known);
 }
 
-static int reconnect_cb(void *ud)
+static int bus_reopen(void *ud)
 {
 	struct cell *s = ud;
 
-	s->reconnect = 0;
-	if (!s->running || s->bus)
+	if (!s->running)
 		return 0;
-	if (bus_open(s) < 0) {
-		s->reconnect = s->h->timer_add(s->r, RECONNECT_MS, 0, reconnect_cb, s);
-		return 0;
-	}
+	if (bus_open(s) < 0)
+		return -1;
 	s->cnt.bus_reconnects++;
 	s->h->log(s->r, LABGW_LOG_NOTICE, "back on the system bus");
 	return 0;
@@ -1612,7 +1503,7 @@ static int publish_state(struct cell *s)
 {
 	struct modem *md = bound_modem(s);
 	struct fb b = {.h = s->h, .err = 0};
-	const char *mm = !s->bus ? "no system bus" : s->owner[0] ? "running" : "absent";
+	const char *mm = !s->bl.bus ? "no system bus" : s->owner[0] ? "running" : "absent";
 
 	b.f = s->h->frame_new(s->r, LABGW_TECH_NONE, "state.radio");
 	if (!b.f)
@@ -1707,8 +1598,8 @@ static int tick_cb(void *ud)
 {
 	struct cell *s = ud;
 
-	if (s->bus)
-		bus_arm(s); /* calls made outside the bus callbacks wait to be written */
+	if (s->bl.bus)
+		busloop_arm(&s->bl); /* calls made outside the bus callbacks wait to be written */
 	if (s->state_dirty)
 		publish_state(s);
 	return 0;
@@ -1729,6 +1620,14 @@ static int cell_init(struct labgw_radio *r, const struct labgw_host *host, void 
 		return -ENOMEM;
 	s->r = r;
 	s->h = host;
+	s->bl = (struct busloop){.h = host,
+				 .r = r,
+				 .ud = s,
+				 .reconnect_ms = RECONNECT_MS,
+				 .closing = bus_closing,
+				 .lost = bus_lost,
+				 .processed = bus_processed,
+				 .reopen = bus_reopen};
 	s->bound = -1;
 	sel = host->config_get(r, "modem");
 	rcs[0] = host->config_get_duration_ms(r, "signal_interval", 1000, 3600000, 10000,
@@ -1780,7 +1679,7 @@ static int cell_start(void *state)
 	}
 	s->tick = s->h->timer_add(s->r, TICK_MS, TICK_MS, tick_cb, s);
 	if (!s->tick) {
-		bus_close(s);
+		busloop_close(&s->bl);
 		return -ENOMEM;
 	}
 	s->running = true;
@@ -1810,8 +1709,8 @@ static int cell_command(void *state, const struct labgw_command *cmd, char *errb
 		rc = sms_send(s, cmd, body, errbuf, errlen);
 	}
 	json_decref(body);
-	if (s->bus)
-		bus_arm(s); /* the call waits to be written */
+	if (s->bl.bus)
+		busloop_arm(&s->bl); /* the call waits to be written */
 	return rc;
 }
 
@@ -1822,10 +1721,8 @@ static void cell_stop(void *state)
 	s->running = false;
 	if (s->tick)
 		s->h->timer_cancel(s->r, s->tick);
-	if (s->reconnect)
-		s->h->timer_cancel(s->r, s->reconnect);
-	s->tick = s->reconnect = 0;
-	bus_close(s);
+	s->tick = 0;
+	busloop_stop(&s->bl);
 }
 
 static void cell_exit(void *state)

@@ -335,9 +335,8 @@ static void ie_security_kinds(void **st)
 	wlan_ie_parse(ies, n, &ie);
 	assert_string_equal(wlan_security_name(ie.security, 0x11), "wpa2-enterprise");
 	/* Microsoft's WPA element, PSK */
-	static const uint8_t wpa[] = {221, 22,	 0x00, 0x50, 0xf2, 1,	 1, 0, 0x00, 0x50,
-				      0xf2, 2,	 1,    0,    0x00, 0x50, 0xf2, 2, 1, 0,
-				      0x00, 0x50, 0xf2, 2};
+	static const uint8_t wpa[] = {221, 22, 0x00, 0x50, 0xf2, 1, 1, 0, 0x00, 0x50, 0xf2, 2,
+				      1,   0,  0x00, 0x50, 0xf2, 2, 1, 0, 0x00, 0x50, 0xf2, 2};
 	wlan_ie_parse(wpa, sizeof(wpa), &ie);
 	assert_false(ie.bad);
 	assert_string_equal(wlan_security_name(ie.security, 0x11), "wpa");
