@@ -219,7 +219,6 @@ struct ble {
 	uint64_t tick;
 	bool running;
 	/* bluetoothd */
-	char owner[64]; /* unique name of org.bluez, "" when absent */
 	bool objects_loaded;
 	/* the adapter */
 	bool adapter_present, powered, discovering;
@@ -1149,9 +1148,7 @@ static int read_object(struct ble *s, sd_bus_message *m, const char *path, bool 
 
 static bool from_bluez(struct ble *s, sd_bus_message *m)
 {
-	const char *sender = sd_bus_message_get_sender(m);
-
-	return s->owner[0] && sender && !strcmp(sender, s->owner);
+	return busloop_from_service(&s->bl, m);
 }
 
 static void bad_message(struct ble *s, const char *what, int rc)
@@ -1297,9 +1294,12 @@ static int objects_loaded(sd_bus_message *m, void *ud, sd_bus_error *ret)
 	return 0;
 }
 
-static void bluez_appeared(struct ble *s, const char *owner)
+static void bluez_appeared(void *ud, const char *owner, bool restart)
 {
-	snprintf(s->owner, sizeof(s->owner), "%s", owner);
+	struct ble *s = ud;
+
+	if (restart)
+		s->cnt.bluez_restarts++;
 	s->objects_loaded = false;
 	s->state_dirty = true;
 	s->h->log(s->r, LABGW_LOG_NOTICE, "bluetoothd is on the bus (%s)", owner);
@@ -1307,54 +1307,26 @@ static void bluez_appeared(struct ble *s, const char *owner)
 	     "listing bluetoothd's objects", NULL);
 }
 
-static void bluez_gone(struct ble *s)
+static void bluez_gone(void *ud)
 {
-	if (!s->owner[0])
-		return;
-	s->owner[0] = 0;
+	struct ble *s = ud;
+
 	s->objects_loaded = false;
 	adapter_reset(s);
 	s->h->log(s->r, LABGW_LOG_WARNING, "bluetoothd left the bus: waiting for it to return");
 }
 
-static int on_name_owner_changed(sd_bus_message *m, void *ud, sd_bus_error *ret)
+static void bluez_absent(void *ud)
 {
 	struct ble *s = ud;
-	const char *name, *old, *new_owner;
-	const char *sender = sd_bus_message_get_sender(m);
 
-	if (!sender || strcmp(sender, "org.freedesktop.DBus"))
-		return 0;
-	if (sd_bus_message_read(m, "sss", &name, &old, &new_owner) < 0 || strcmp(name, BLUEZ))
-		return 0;
-	if (s->owner[0])
-		bluez_gone(s);
-	if (new_owner[0]) {
-		s->cnt.bluez_restarts++;
-		bluez_appeared(s, new_owner);
-	}
-	return 0;
-}
-
-static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
-{
-	struct ble *s = ud;
-	const char *owner;
-
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		s->h->log(s->r, LABGW_LOG_WARNING,
-			  "bluetoothd is not on the bus: waiting for it to appear");
-		s->state_dirty = true;
-		return 0;
-	}
-	if (sd_bus_message_read(m, "s", &owner) >= 0 && !s->owner[0])
-		bluez_appeared(s, owner);
-	return 0;
+	s->h->log(s->r, LABGW_LOG_WARNING,
+		  "bluetoothd is not on the bus: waiting for it to appear");
+	s->state_dirty = true;
 }
 
 /* ---- the bus connection ------------------------------------------------- */
 
-/* Runs sd-bus until it has nothing left to do; whether it did anything. */
 /* The connection is closing: bluetoothd drops a leaving client's
  * advertisements, and its calls will not be answered. */
 static void bus_closing(void *ud)
@@ -1363,14 +1335,11 @@ static void bus_closing(void *ud)
 
 	adv_free_all(s);
 	gcall_fail_all(s, "the connection to bluetoothd was closed");
-	s->owner[0] = 0;
 	s->objects_loaded = false;
 	adapter_reset(s);
 }
 
 static const char *const matches[] = {
-	"type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-	"interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='org.bluez'",
 	"type='signal',interface='org.freedesktop.DBus.ObjectManager',"
 	"member='InterfacesAdded',path='/'",
 	"type='signal',interface='org.freedesktop.DBus.ObjectManager',"
@@ -1382,14 +1351,13 @@ static const char *const matches[] = {
 static int bus_open(struct ble *s)
 {
 	static const sd_bus_message_handler_t handlers[] = {
-		on_name_owner_changed,
 		on_interfaces_added,
 		on_interfaces_removed,
 		on_properties_changed,
 	};
 
 	return busloop_open(&s->bl, "labgw-ble", matches, handlers,
-			    sizeof(matches) / sizeof(matches[0]), BLUEZ, owner_known);
+			    sizeof(matches) / sizeof(matches[0]));
 }
 
 static int bus_reopen(void *ud)
@@ -2394,7 +2362,7 @@ static int tick_cb(void *ud)
 static int publish_state(struct ble *s)
 {
 	struct labgw_frame *f = s->h->frame_new(s->r, LABGW_TECH_NONE, "state.radio");
-	const char *bluez = !s->bl.bus ? "no system bus" : s->owner[0] ? "running" : "absent";
+	const char *bluez = !s->bl.bus ? "no system bus" : s->bl.owner[0] ? "running" : "absent";
 	int rc = 0;
 
 	if (!f)
@@ -2466,7 +2434,11 @@ static int ble_init(struct labgw_radio *r, const struct labgw_host *host, void *
 				 .hold_ms = READ_HOLD_MS,
 				 .reconnect_ms = RECONNECT_MS,
 				 .closing = bus_closing,
-				 .reopen = bus_reopen};
+				 .reopen = bus_reopen,
+				 .service = BLUEZ,
+				 .appeared = bluez_appeared,
+				 .gone = bluez_gone,
+				 .absent = bluez_absent};
 	adapter = host->config_get(r, "adapter");
 	rcs[0] = host->config_get_bool(r, "power", true, &s->power);
 	rcs[1] = host->config_get_duration_ms(r, "discovery_stall", 5000, 3600000, 60000,

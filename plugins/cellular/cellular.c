@@ -142,7 +142,6 @@ struct cell {
 	uint64_t tick;
 	bool running;
 	/* ModemManager */
-	char owner[64];
 	bool objects_loaded;
 	struct modem modems[MODEMS_MAX];
 	int bound; /* index into modems, -1 none */
@@ -787,10 +786,9 @@ static int on_sms_added(sd_bus_message *m, void *ud, sd_bus_error *ret)
 	struct cell *s = ud;
 	struct modem *md = bound_modem(s);
 	const char *spath = sd_bus_message_get_path(m), *path;
-	const char *sender = sd_bus_message_get_sender(m);
 	int received = 0, rc;
 
-	if (!md || !spath || strcmp(spath, md->path) || !sender || strcmp(sender, s->owner))
+	if (!md || !spath || strcmp(spath, md->path) || !busloop_from_service(&s->bl, m))
 		return 0;
 	if ((rc = sd_bus_message_read(m, "ob", &path, &received)) < 0) {
 		bad_message(s, "Messaging.Added", rc);
@@ -1136,7 +1134,7 @@ static void bind_update(struct cell *s)
 		tell_present(s, false, "no system bus");
 		return;
 	}
-	if (!s->owner[0]) {
+	if (!s->bl.owner[0]) {
 		tell_present(s, false, "ModemManager is not running");
 		return;
 	}
@@ -1226,20 +1224,13 @@ static int read_object(struct cell *s, sd_bus_message *m, const char *path)
 	return sd_bus_message_exit_container(m);
 }
 
-static bool from_mm(struct cell *s, sd_bus_message *m)
-{
-	const char *sender = sd_bus_message_get_sender(m);
-
-	return s->owner[0] && sender && !strcmp(sender, s->owner);
-}
-
 static int on_interfaces_added(sd_bus_message *m, void *ud, sd_bus_error *ret)
 {
 	struct cell *s = ud;
 	const char *path;
 	int rc;
 
-	if (!from_mm(s, m) || !s->objects_loaded)
+	if (!busloop_from_service(&s->bl, m) || !s->objects_loaded)
 		return 0;
 	rc = sd_bus_message_read_basic(m, 'o', &path);
 	if (rc >= 0)
@@ -1257,7 +1248,7 @@ static int on_interfaces_removed(sd_bus_message *m, void *ud, sd_bus_error *ret)
 	struct modem *md;
 	int rc;
 
-	if (!from_mm(s, m))
+	if (!busloop_from_service(&s->bl, m))
 		return 0;
 	if ((rc = sd_bus_message_read_basic(m, 'o', &path)) < 0 ||
 	    (rc = sd_bus_message_enter_container(m, 'a', "s")) < 0) {
@@ -1299,7 +1290,7 @@ static int on_properties_changed(sd_bus_message *m, void *ud, sd_bus_error *ret)
 	struct modem *md;
 	int rc;
 
-	if (!from_mm(s, m) || !path || !s->objects_loaded)
+	if (!busloop_from_service(&s->bl, m) || !path || !s->objects_loaded)
 		return 0;
 	if ((rc = sd_bus_message_read_basic(m, 's', &iface)) < 0) {
 		bad_message(s, "PropertiesChanged", rc);
@@ -1374,9 +1365,12 @@ static void mm_forget(struct cell *s)
 	s->state_dirty = true;
 }
 
-static void mm_appeared(struct cell *s, const char *owner)
+static void mm_appeared(void *ud, const char *owner, bool restart)
 {
-	snprintf(s->owner, sizeof(s->owner), "%s", owner);
+	struct cell *s = ud;
+
+	if (restart)
+		s->cnt.mm_restarts++;
 	s->objects_loaded = false;
 	s->state_dirty = true;
 	s->h->log(s->r, LABGW_LOG_NOTICE, "ModemManager is on the bus (%s)", owner);
@@ -1385,50 +1379,23 @@ static void mm_appeared(struct cell *s, const char *owner)
 		note_error(s, "listing ModemManager's modems", NULL, -EIO);
 }
 
-static void mm_gone(struct cell *s)
+static void mm_gone(void *ud)
 {
-	if (!s->owner[0])
-		return;
-	s->owner[0] = 0;
+	struct cell *s = ud;
+
 	mm_forget(s);
 	s->h->log(s->r, LABGW_LOG_WARNING, "ModemManager left the bus: waiting for it to return");
 	bind_update(s);
 }
 
-static int on_name_owner_changed(sd_bus_message *m, void *ud, sd_bus_error *ret)
+static void mm_absent(void *ud)
 {
 	struct cell *s = ud;
-	const char *name, *old, *new_owner;
-	const char *sender = sd_bus_message_get_sender(m);
 
-	if (!sender || strcmp(sender, "org.freedesktop.DBus"))
-		return 0;
-	if (sd_bus_message_read(m, "sss", &name, &old, &new_owner) < 0 || strcmp(name, MM_NAME))
-		return 0;
-	if (s->owner[0])
-		mm_gone(s);
-	if (new_owner[0]) {
-		s->cnt.mm_restarts++;
-		mm_appeared(s, new_owner);
-	}
-	return 0;
-}
-
-static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
-{
-	struct cell *s = ud;
-	const char *owner;
-
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		s->h->log(s->r, LABGW_LOG_WARNING,
-			  "ModemManager is not on the bus: waiting for it to appear");
-		s->state_dirty = true;
-		bind_update(s);
-		return 0;
-	}
-	if (sd_bus_message_read(m, "s", &owner) >= 0 && !s->owner[0])
-		mm_appeared(s, owner);
-	return 0;
+	s->h->log(s->r, LABGW_LOG_WARNING,
+		  "ModemManager is not on the bus: waiting for it to appear");
+	s->state_dirty = true;
+	bind_update(s);
 }
 
 /* ---- the bus connection ------------------------------------------------- */
@@ -1443,7 +1410,6 @@ static void bus_closing(void *ud)
 	while (s->in)
 		sms_in_free(s, s->in);
 	s->sim_call = sd_bus_slot_unref(s->sim_call);
-	s->owner[0] = 0;
 }
 
 static void bus_lost(void *ud)
@@ -1460,9 +1426,6 @@ static void bus_processed(void *ud)
 }
 
 static const char *const matches[] = {
-	"type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
-	"interface='org.freedesktop.DBus',member='NameOwnerChanged',"
-	"arg0='org.freedesktop.ModemManager1'",
 	"type='signal',interface='org.freedesktop.DBus.ObjectManager',"
 	"member='InterfacesAdded',path='/org/freedesktop/ModemManager1'",
 	"type='signal',interface='org.freedesktop.DBus.ObjectManager',"
@@ -1476,12 +1439,14 @@ static const char *const matches[] = {
 static int bus_open(struct cell *s)
 {
 	static const sd_bus_message_handler_t handlers[] = {
-		on_name_owner_changed, on_interfaces_added, on_interfaces_removed,
-		on_properties_changed, on_sms_added,
+		on_interfaces_added,
+		on_interfaces_removed,
+		on_properties_changed,
+		on_sms_added,
 	};
 
 	return busloop_open(&s->bl, "labgw-cellular", matches, handlers,
-			    sizeof(matches) / sizeof(matches[0]), MM_NAME, owner_known);
+			    sizeof(matches) / sizeof(matches[0]));
 }
 
 static int bus_reopen(void *ud)
@@ -1503,7 +1468,7 @@ static int publish_state(struct cell *s)
 {
 	struct modem *md = bound_modem(s);
 	struct fb b = {.h = s->h, .err = 0};
-	const char *mm = !s->bl.bus ? "no system bus" : s->owner[0] ? "running" : "absent";
+	const char *mm = !s->bl.bus ? "no system bus" : s->bl.owner[0] ? "running" : "absent";
 
 	b.f = s->h->frame_new(s->r, LABGW_TECH_NONE, "state.radio");
 	if (!b.f)
@@ -1627,7 +1592,11 @@ static int cell_init(struct labgw_radio *r, const struct labgw_host *host, void 
 				 .closing = bus_closing,
 				 .lost = bus_lost,
 				 .processed = bus_processed,
-				 .reopen = bus_reopen};
+				 .reopen = bus_reopen,
+				 .service = MM_NAME,
+				 .appeared = mm_appeared,
+				 .gone = mm_gone,
+				 .absent = mm_absent};
 	s->bound = -1;
 	sel = host->config_get(r, "modem");
 	rcs[0] = host->config_get_duration_ms(r, "signal_interval", 1000, 3600000, 10000,

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -132,6 +133,57 @@ void busloop_close(struct busloop *b)
 	if (b->bus)
 		sd_bus_flush_close_unref(b->bus);
 	b->bus = NULL;
+	b->owner[0] = 0;
+}
+
+bool busloop_from_service(const struct busloop *b, sd_bus_message *m)
+{
+	const char *sender = sd_bus_message_get_sender(m);
+
+	return b->owner[0] && sender && !strcmp(sender, b->owner);
+}
+
+static void appeared(struct busloop *b, const char *owner, bool restart)
+{
+	snprintf(b->owner, sizeof(b->owner), "%s", owner);
+	if (b->appeared)
+		b->appeared(b->ud, b->owner, restart);
+}
+
+static int on_name_owner_changed(sd_bus_message *m, void *ud, sd_bus_error *ret)
+{
+	struct busloop *b = ud;
+	const char *name, *old, *new_owner;
+	const char *sender = sd_bus_message_get_sender(m);
+
+	if (!sender || strcmp(sender, "org.freedesktop.DBus"))
+		return 0;
+	if (sd_bus_message_read(m, "sss", &name, &old, &new_owner) < 0 || strcmp(name, b->service))
+		return 0;
+	if (b->owner[0]) {
+		b->owner[0] = 0;
+		if (b->gone)
+			b->gone(b->ud);
+	}
+	if (new_owner[0])
+		appeared(b, new_owner, true);
+	return 0;
+}
+
+static int owner_known(sd_bus_message *m, void *ud, sd_bus_error *ret)
+{
+	struct busloop *b = ud;
+	const char *owner;
+
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		if (b->absent)
+			b->absent(b->ud);
+		return 0;
+	}
+	/* NameOwnerChanged may have told already */
+	if (sd_bus_message_read(m, "s", &owner) >= 0 && !b->owner[0])
+		appeared(b, owner, false);
+	return 0;
 }
 
 static int reconnect_cb(void *ud)
@@ -166,9 +218,9 @@ void busloop_stop(struct busloop *b)
 }
 
 int busloop_open(struct busloop *b, const char *description, const char *const *matches,
-		 const sd_bus_message_handler_t *handlers, size_t n, const char *service,
-		 sd_bus_message_handler_t owner_known)
+		 const sd_bus_message_handler_t *handlers, size_t n)
 {
+	char rule[256];
 	int rc = sd_bus_open_system(&b->bus);
 
 	if (rc < 0) {
@@ -183,14 +235,21 @@ int busloop_open(struct busloop *b, const char *description, const char *const *
 		b->bus = NULL;
 		return -ENOMEM;
 	}
+	snprintf(rule, sizeof(rule),
+		 "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+		 "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='%s'",
+		 b->service);
+	rc = sd_bus_add_match_async(b->bus, NULL, rule, on_name_owner_changed, NULL, b);
+	if (rc < 0)
+		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		rc = sd_bus_add_match_async(b->bus, NULL, matches[i], handlers[i], NULL, b->ud);
 		if (rc < 0)
 			goto fail;
 	}
 	rc = sd_bus_call_method_async(b->bus, NULL, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-				      "org.freedesktop.DBus", "GetNameOwner", owner_known, b->ud,
-				      "s", service);
+				      "org.freedesktop.DBus", "GetNameOwner", owner_known, b, "s",
+				      b->service);
 	if (rc < 0)
 		goto fail;
 	busloop_arm(b);

@@ -3,7 +3,9 @@
  * An sd-bus connection of a radio module, driven by the host's loop: the
  * connection's fd is a host fd watch and sd-bus's next deadline a host
  * timer; each turn processes a bounded number of messages; optionally reads
- * come in bursts; and a lost connection is opened again after a delay.
+ * come in bursts; a lost connection is opened again after a delay; and the
+ * one service the module talks to (bluetoothd, ModemManager) is followed as
+ * it comes and goes on the bus.
  *
  * The owner embeds a struct busloop, fills the fields above "state", and
  * calls busloop_open from its own open function (which the reopen callback
@@ -29,6 +31,14 @@ struct busloop {
 	 * one wakeup (and one burst of frames) for many signals. */
 	uint64_t hold_ms;
 	uint64_t reconnect_ms;
+	const char *service; /* the well-known name followed, e.g. "org.bluez" */
+	/* The service is on the bus as `owner`: at open (restart false) or
+	 * when it came back (restart true). */
+	void (*appeared)(void *ud, const char *owner, bool restart);
+	/* The service left the bus (b->owner is "" again). */
+	void (*gone)(void *ud);
+	/* At open: the service is not on the bus. */
+	void (*absent)(void *ud);
 	/* The connection is closing (lost, or closed by the owner); the bus is
 	 * still valid: drop what depends on it. Optional. */
 	void (*closing)(void *ud);
@@ -45,15 +55,17 @@ struct busloop {
 	uint64_t watch, timer, timer_at, hold_timer, reconnect;
 	unsigned watch_events;
 	bool holding;
+	char owner[64]; /* the service's unique name; "" while it is absent */
 };
 
 /* Connect to the system bus (named `description` in its logs), add the
  * signal matches (handlers[i] for matches[i], userdata the owner's ud) and
- * ask who owns `service` (owner_known gets the answer: the matches are in
- * place before it, so nothing the service does in between is missed). */
+ * ask who owns the service: the matches are in place before the answer, so
+ * nothing the service does in between is missed. */
 int busloop_open(struct busloop *b, const char *description, const char *const *matches,
-		 const sd_bus_message_handler_t *handlers, size_t n, const char *service,
-		 sd_bus_message_handler_t owner_known);
+		 const sd_bus_message_handler_t *handlers, size_t n);
+/* Whether m was sent by the service (as it is now on the bus). */
+bool busloop_from_service(const struct busloop *b, sd_bus_message *m);
 /* Watch for what sd-bus waits for next: fd events and its deadline. */
 void busloop_arm(struct busloop *b);
 /* Close the connection (closing callback first); no reconnect. */
