@@ -137,6 +137,23 @@ static void pending_drop(struct policy *p, struct pending *c)
 	}
 }
 
+/* "queued" for an accepted command, then what the module reported from
+ * inside command(), in its order; forgets the command if that was final. */
+static void publish_queued(struct policy *p, struct pending *c)
+{
+	bool done = false;
+
+	publish_status(p, c, LABGW_TX_QUEUED, NULL, NULL);
+	for (unsigned i = 0; i < c->ndeferred; i++) {
+		publish_status(p, c, c->deferred[i],
+			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL,
+			       c->deferred_result[i]);
+		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
+	}
+	if (done)
+		pending_drop(p, c);
+}
+
 /* Commands without a final status after this long are failed and forgotten,
  * so that a module that loses one cannot fill the table. */
 #define PENDING_EXPIRY_MS (10 * 60 * 1000)
@@ -346,17 +363,7 @@ static int submit_tx(struct policy *p, const struct principal *who, const char *
 	res->result = json_pack("{s:s,s:s}", "tx", c->id, "status", "queued");
 	if (tc.airtime_ms)
 		json_object_set_new(res->result, "airtime_ms", json_integer(tc.airtime_ms));
-	publish_status(p, c, LABGW_TX_QUEUED, NULL, NULL);
-	/* then what the module reported at once, in its order */
-	bool done = false;
-	for (unsigned i = 0; i < c->ndeferred; i++) {
-		publish_status(p, c, c->deferred[i],
-			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL,
-			       c->deferred_result[i]);
-		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
-	}
-	if (done)
-		pending_drop(p, c);
+	publish_queued(p, c);
 	return 0;
 }
 
@@ -523,16 +530,7 @@ int policy_radio_op(struct policy *p, const struct principal *who, const char *r
 	}
 	log_notice("radio %s: staff operation %s (%s) by key %s", radio, op, c->id, who->key_id);
 	res->result = json_pack("{s:s,s:s}", "op", c->id, "status", "queued");
-	publish_status(p, c, LABGW_TX_QUEUED, NULL, NULL);
-	bool done = false;
-	for (unsigned i = 0; i < c->ndeferred; i++) {
-		publish_status(p, c, c->deferred[i],
-			       c->deferred_reason[i][0] ? c->deferred_reason[i] : NULL,
-			       c->deferred_result[i]);
-		done |= c->deferred[i] == LABGW_TX_ACKED || c->deferred[i] == LABGW_TX_FAILED;
-	}
-	if (done)
-		pending_drop(p, c);
+	publish_queued(p, c);
 	rc = 0;
 audit:;
 	char action[48];
