@@ -47,6 +47,13 @@ test('console: a wrong key is refused, the staff key signs in', async () => {
 	// the lorawan radio's duty-cycle ledger: one meter per sub-band of its concentrator
 	await page.waitForFunction(() => [...document.querySelectorAll('#duty p.duty')].some((p) => /^lora0 .*: .* of \d+ ms/.test(p.textContent)));
 	assert.ok(await page.$('#duty p.duty meter, #duty p.duty progress'), 'a meter per sub-band');
+	// a radio's nested details open from the keyboard, and stay open while the rows refresh
+	await page.focus('#radio-rows tr[data-radio="lora0"] summary');
+	await page.keyboard.press('Enter');
+	await page.waitForFunction(() => document.querySelector('#radio-rows tr[data-radio="lora0"] details[open] pre')?.textContent.includes('duty_cycle'));
+	const refreshed = await page.textContent('#rate-now');
+	await page.waitForFunction((t) => document.getElementById('rate-now').textContent !== t, refreshed);
+	assert.ok(await page.$('#radio-rows tr[data-radio="lora0"] details[open]'), 'still open after a refresh');
 	await screenshot(page, 'console-overview');
 	assert.deepEqual(await contrastFailures(page), [], 'WCAG AA contrast');
 	assert.deepEqual(page.problems, []);

@@ -109,11 +109,27 @@ function renderGateway() {
 	]);
 }
 
+const openDetails = new Set(); // radios whose nested details are shown
+
 function renderRadios() {
 	const rows = [];
 	for (const r of [...radios.values()].sort((a, b) => a.radio.localeCompare(b.radio))) {
 		const state = el('span', { class: 'badge', 'data-state': r.state, text: r.state || '—' });
-		const details = r.details ? Object.entries(r.details).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ') : '';
+		// the plain values in the row; nested ones (concentrators, counters,
+		// the duty-cycle ledger, ...) on request, as JSON
+		const entries = Object.entries(r.details || {});
+		const plain = entries.filter(([, v]) => v === null || typeof v !== 'object' || Array.isArray(v));
+		const nested = entries.filter(([, v]) => v !== null && typeof v === 'object' && !Array.isArray(v));
+		const details = el('td', { class: 'details' }, plain.map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : v}`).join(' · '));
+		if (nested.length) {
+			details.append(
+				// the rows are drawn again every second: keep what was opened open
+				el('details', { open: openDetails.has(r.radio), ontoggle: (e) => (e.target.open ? openDetails.add(r.radio) : openDetails.delete(r.radio)) },
+					el('summary', { text: nested.map(([k]) => k).join(', ') }),
+					el('pre', { text: JSON.stringify(Object.fromEntries(nested), null, 2) })
+				)
+			);
+		}
 		rows.push(
 			el('tr', { 'data-radio': r.radio },
 				el('th', { scope: 'row', text: r.radio }),
@@ -121,7 +137,7 @@ function renderRadios() {
 				el('td', { text: (r.techs || []).join(' ') }),
 				el('td', {}, state, r.reason ? ` ${r.reason}` : ''),
 				el('td', { class: 'num', text: String(r.rate ?? 0) }),
-				el('td', { class: 'details', text: details })
+				details
 			)
 		);
 	}
