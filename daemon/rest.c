@@ -25,13 +25,25 @@ __asm__(".pushsection .rodata\n"
 	".incbin \"docs/openapi.json\"\n"
 	"rest__openapi_end:\n"
 	".byte 0\n"
+	".balign 16\n"
+	"rest__asyncapi_start:\n"
+	".incbin \"docs/asyncapi.yaml\"\n"
+	"rest__asyncapi_end:\n"
+	".byte 0\n"
 	".popsection\n");
 extern const char rest__openapi_start[], rest__openapi_end[];
+extern const char rest__asyncapi_start[], rest__asyncapi_end[];
 
 const char *rest_openapi(size_t *len)
 {
 	*len = (size_t)(rest__openapi_end - rest__openapi_start);
 	return rest__openapi_start;
+}
+
+const char *rest_asyncapi(size_t *len)
+{
+	*len = (size_t)(rest__asyncapi_end - rest__asyncapi_start);
+	return rest__asyncapi_start;
 }
 
 /* ---- routes -------------------------------------------------------------- */
@@ -87,6 +99,11 @@ struct route {
 #define SB(c)	      ((c)->d->sandboxes)
 
 static int op_openapi(struct rest_call *c)
+{
+	return 0; /* answered from the compiled-in document */
+}
+
+static int op_asyncapi(struct rest_call *c)
 {
 	return 0; /* answered from the compiled-in document */
 }
@@ -261,6 +278,7 @@ static int op_tx(struct rest_call *c)
 
 static const struct route routes[] = {
 	{"/api/v1/openapi.json", {P_NONE}, {{REST_GET, op_openapi, OP_PUBLIC, 200, {NULL}}}},
+	{"/api/v1/asyncapi.yaml", {P_NONE}, {{REST_GET, op_asyncapi, OP_PUBLIC, 200, {NULL}}}},
 	{"/api/v1/gateway", {P_NONE}, {{REST_GET, op_gateway, 0, 200, {NULL}}}},
 	{"/api/v1/radios/{radio}", {P_RADIO}, {{REST_GET, op_radio_get, 0, 200, {NULL}}}},
 	{"/api/v1/radios/{radio}/ops", {P_RADIO}, {{REST_POST, op_radio_op, OP_BODY, 202, {NULL}}}},
@@ -605,6 +623,12 @@ static void run(struct rest_call *c, struct rest_response *rs)
 		rs->status = 200;
 		rs->content_type = "application/json";
 		rs->body = rest_openapi(&rs->len);
+		return;
+	}
+	if (c->op->fn == op_asyncapi) {
+		rs->status = 200;
+		rs->content_type = "application/yaml";
+		rs->body = rest_asyncapi(&rs->len);
 		return;
 	}
 	if (c->op->fn(c) < 0) {

@@ -28,6 +28,7 @@ BODY_MAX = 64 * 1024
 # the REST surface as DESIGN §7 and its extensions name it: path → methods
 SURFACE = {
     "/api/v1/openapi.json": {"get"},
+    "/api/v1/asyncapi.yaml": {"get"},
     "/api/v1/gateway": {"get"},
     "/api/v1/radios/{radio}": {"get"},
     "/api/v1/radios/{radio}/ops": {"post"},
@@ -313,7 +314,7 @@ def test_openapi_document_is_served_without_a_key_and_describes_the_surface(labg
         statuses = set(op["responses"])
         assert any(s.startswith("2") for s in statuses), (m, path)
         public = op.get("security") == []
-        assert public == (path == "/api/v1/openapi.json"), (m, path)
+        assert public == (path in ("/api/v1/openapi.json", "/api/v1/asyncapi.yaml")), (m, path)
         if not public:
             assert {"400", "401", "403", "429", "500", "503"} <= statuses, (m, path, statuses)
         if "requestBody" in op:
@@ -438,6 +439,12 @@ def test_every_operation_answers_as_documented(api):
     missing = want - api.seen
     api.get("/api/v1/openapi.json", key=NO_KEY, expect=200)
     missing -= {("GET", "/api/v1/openapi.json", 200)}
+    # YAML, not JSON: fetched raw here, its content checked by test_asyncapi.py
+    status, hdrs, body = api.d.http("/api/v1/asyncapi.yaml")
+    assert status == 200 and hdrs["content-type"] == "application/yaml", (status, hdrs)
+    assert_common_headers(hdrs)
+    assert body == (REPO / "docs" / "asyncapi.yaml").read_bytes()
+    missing -= {("GET", "/api/v1/asyncapi.yaml", 200)}
     assert not missing, sorted(missing)
 
 
