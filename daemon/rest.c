@@ -13,6 +13,7 @@
 #include "history.h"
 #include "log.h"
 #include "policy.h"
+#include "replay.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -73,6 +74,7 @@ struct rest_call {
 	char *argbuf;
 	json_t *body;
 	json_t *result;
+	struct capture_out raw; /* an answer that is not JSON (a capture) */
 	struct api_error err;
 };
 
@@ -223,6 +225,22 @@ static int op_frames(struct rest_call *c)
 			  &c->result, &c->err);
 }
 
+static int op_capture(struct rest_call *c)
+{
+	return api_capture(c->d, &c->who, C_PARAM(c, 0), C_PARAM(c, 1), c->args[0], &c->raw,
+			   &c->err);
+}
+
+static int op_replay(struct rest_call *c)
+{
+	return api_replay_start(c->d->replay, &c->who, C_PARAM(c, 0), c->body, &c->result, &c->err);
+}
+
+static int op_replay_cancel(struct rest_call *c)
+{
+	return api_replay_cancel(c->d->replay, &c->who, C_PARAM(c, 0), &c->result, &c->err);
+}
+
 static int op_audit(struct rest_call *c)
 {
 	const char *sbx = c->args[0];
@@ -320,6 +338,13 @@ static const struct route routes[] = {
 	{"/api/v1/sandboxes/{sbx}/frames",
 	 {P_SBX},
 	 {{REST_GET, op_frames, 0, 200, {"since", "topic", "limit", NULL}}}},
+	{"/api/v1/sandboxes/{sbx}/leases/{lease_id}/capture",
+	 {P_SBX, P_LEASE},
+	 {{REST_GET, op_capture, 0, 200, {"format", NULL}}}},
+	{"/api/v1/sandboxes/{sbx}/replay",
+	 {P_SBX},
+	 {{REST_POST, op_replay, OP_BODY, 202, {NULL}},
+	  {REST_DELETE, op_replay_cancel, 0, 200, {NULL}}}},
 	{"/api/v1/sandboxes/{sbx}/tx", {P_SBX}, {{REST_POST, op_tx, OP_BODY, 202, {NULL}}}},
 	{"/api/v1/audit",
 	 {P_NONE},
@@ -633,6 +658,18 @@ static void run(struct rest_call *c, struct rest_response *rs)
 	}
 	if (c->op->fn(c) < 0) {
 		problem_of(rs, &c->err);
+	} else if (c->raw.body) {
+		rs->status = c->op->status;
+		rs->owned = c->raw.body;
+		rs->body = c->raw.body;
+		rs->len = c->raw.len;
+		rs->content_type = c->raw.content_type;
+		c->raw.body = NULL;
+		add_header(rs, "content-disposition: attachment; filename=\"%s\"\r\n",
+			   c->raw.filename);
+		add_header(rs, "labgw-capture-frames: %u\r\n", c->raw.frames);
+		if (c->raw.truncated)
+			add_header(rs, "labgw-capture-truncated: true\r\n");
 	} else if (!c->result) {
 		api_fail(&c->err, "INTERNAL", "out of memory");
 		problem_of(rs, &c->err);
@@ -704,6 +741,7 @@ void rest_call_free(struct rest_call *c)
 		return;
 	json_decref(c->body);
 	json_decref(c->result);
+	free(c->raw.body);
 	free(c->argbuf);
 	free(c);
 }
