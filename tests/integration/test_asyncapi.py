@@ -173,7 +173,17 @@ def test_channels_are_the_topics_of_the_api_reference():
 
 def test_error_codes_are_one_list():
     o = oas()
-    assert set(o.doc["components"]["schemas"]["ErrorCode"]["enum"]) == CODES
+    ec = o.doc["components"]["schemas"]["ErrorCode"]
+    assert set(ec["enum"]) == CODES
+    # each with its HTTP status, meaning and fix (rendered by /docs/), the
+    # status the REST surface answers with
+    assert set(ec["x-codes"]) == CODES
+    statuses = {"BAD_REQUEST": 400, "UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404,
+                "CONFLICT": 409, "QUOTA_EXCEEDED": 429, "DUTY_CYCLE_EXHAUSTED": 429,
+                "LEASE_REQUIRED": 403, "RADIO_UNAVAILABLE": 503, "TOO_LARGE": 413,
+                "INTERNAL": 500}
+    for code, x in ec["x-codes"].items():
+        assert x["status"] == statuses[code] and x["meaning"] and x["fix"], code
     text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
     listed = re.search(r"## Error codes\n\n(.*?)\n\n", text, re.S).group(1)
     assert set(re.findall(r"`([A-Z_]+)`", listed)) == CODES
