@@ -238,7 +238,7 @@ static void job_end(struct job *j, const char *reason)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = j->next;
-	if (!j->r->stopping)
+	if (!j->r->stopping && strcmp(reason, "sandbox deleted"))
 		emit(j->r, j->sbx, "replay.ended", j, reason);
 	log_info("replay %s of sandbox %s %s: %zu of %zu frames", j->id, j->sbx, reason, j->sent,
 		 json_array_size(j->recs));
@@ -548,6 +548,13 @@ int api_replay_cancel(struct replay *r, const struct principal *who, const char 
 	sandboxes_audit(r->d->sandboxes, who, sbx, "replay.cancel", j->id, "ok", 0, NULL);
 	job_end(j, "cancelled");
 	return 0;
+}
+
+void replay_forget(struct replay *r, const char *sbx)
+{
+	struct job *j = r ? job_of(r, sbx) : NULL;
+	if (j)
+		job_end(j, "sandbox deleted");
 }
 
 void replay_stop(struct replay *r)

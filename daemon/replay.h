@@ -33,6 +33,8 @@ int api_capture(struct labgwd *d, const struct principal *who, const char *sbx,
 		struct api_error *err);
 
 struct replay *replay_new(struct labgwd *d);
+/* A deleted sandbox: its replay ends at once, without an event. */
+void replay_forget(struct replay *r, const char *sbx);
 /* Cancel every running replay (no more frames are published). */
 void replay_stop(struct replay *r);
 void replay_free(struct replay *r);

@@ -224,3 +224,20 @@ def test_replay_is_cancellable_and_uploads_are_checked(labgwd):
     _, au = d.api("GET", "/api/v1/audit?sbx=team1")
     acts = [e["action"] for e in au["entries"]]
     assert "replay" in acts and "replay.cancel" in acts, acts
+
+
+def test_a_deleted_sandbox_replays_no_more(labgwd):
+    d = labgwd(radios={"sim0": {"rate": 50, "devices": 4}})
+    key = d.sandbox("team1", rights=("rx",))
+    a = {"topic": "labgw/v1/sbx/team1/rx/ble/lab1/sim0/aa", "frame": {
+        "type": "rx.ble.adv", "time": "2026-01-01T00:00:00Z", "tech": "ble", "radio": "sim0",
+        "dev": {"id": "aa", "claimed": True}}}
+    b = dict(a, frame=dict(a["frame"], time="2026-01-01T00:00:30Z"))
+    st, r = d.api("POST", "/api/v1/sandboxes/team1/replay",
+                  {"jsonl": json.dumps(a) + "\n" + json.dumps(b)}, key=key)
+    assert st == 202 and r["frames"] == 2, r
+    d.api("DELETE", "/api/v1/sandboxes/team1", expect=200)
+    # a namesake does not inherit the replay
+    d.api("POST", "/api/v1/sandboxes", {"id": "team1"}, expect=201)
+    st, p = d.api("DELETE", "/api/v1/sandboxes/team1/replay")
+    assert st == 404 and p["code"] == "NOT_FOUND", p

@@ -346,3 +346,35 @@ def test_audit_follow_shows_new_entries_until_ctrl_c(ctl):
             proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_quickstart_makes_a_sandbox_key_and_claim_and_says_how_to_see_them(ctl):
+    # --json: everything in one object, the key's secret included (its one
+    # showing); the printed commands use it
+    q = ctl.json("quickstart", "team1", "--tech", "ble", "--mqtt", "127.0.0.1:1884",
+                 secret_ok=True)
+    ctl.secrets.append(q["key"].split(".", 1)[1])
+    assert q["sandbox"] == "team1" and q["created"] is True
+    assert q["claim"]["tech"] == "ble" and q["claim"]["radio"] == "sim0"
+    assert sorted(q["rights"]) == ["claim", "lease", "observe", "rx"]
+    assert q["topic"] == "labgw/v1/sbx/team1/rx/#"
+    tail, mosq, curl = q["commands"]
+    assert " labgwctl tail 'labgw/v1/sbx/team1/rx/#'" in tail and q["key"] in tail
+    assert mosq.startswith("mosquitto_sub -h 127.0.0.1 -p 1884 -u %s -P %s " % (
+        q["key_id"], q["key"]))
+    assert curl.endswith("'%s/api/v1/sandboxes/team1/frames?limit=10'" % ctl.url)
+    # the claim is the sandbox's, and the key works for it
+    claims = ctl.json("claim", "list", "team1")["claims"]
+    assert [(c["tech"], c["dev"]) for c in claims] == [("ble", q["claim"]["dev"])]
+    assert ctl.json("sandbox", "show", "team1", key=q["key"])["id"] == "team1"
+    # again for the same sandbox and device: the sandbox exists, a new key
+    p = ctl.ok("quickstart", "team1", "--tech", "ble", "--dev", q["claim"]["dev"],
+               secret_ok=True)
+    assert re.search(r"^sandbox\s+team1 \(exists\)$", p.stdout, re.M), p.stdout
+    assert re.search(r"^claim\s+ble %s, heard by sim0$" % re.escape(q["claim"]["dev"]),
+                     p.stdout, re.M)
+    # no such radio; a sandbox key may not create sandboxes
+    p = ctl("quickstart", "team2", "--radio", "lora9", "--dev", "26011bda")
+    assert p.returncode == 1 and p.stderr.startswith("labgwctl: NOT_FOUND: "), p.stderr
+    p = ctl("quickstart", "team2", "--dev", "26011bda", key=q["key"])
+    assert p.returncode == 4 and "FORBIDDEN" in p.stderr, p.stderr
