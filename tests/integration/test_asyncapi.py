@@ -254,6 +254,20 @@ def test_real_frames_answers_and_errors_match_the_document(labgwd):
         for i in range(8):
             r = await team.call("sub", topic="labgw/v1/sbx/team1/res/x%d" % i)
             s.ws_message(r)
+        # the other client ops, each as the document describes it
+        for op, fields in (("unsub", {"topic": "labgw/v1/sbx/team1/res/x0"}),
+                           ("unsub", {"topic": "labgw/v1/sbx/team1/res/none"}),
+                           ("ping", {})):
+            s.ws_client(dict(op=op, id=99, **fields))
+            if op == "ping":
+                await team.send({"op": "ping"})
+            else:
+                s.ws_message(await team.call(op, **fields))
+        s.ws_client({"op": "auth", "key": key, "id": "a-string-id"})
+        s.ws_client({"op": "auth", "anonymous": True})
+        for bad in ({"op": "subscribe", "topic": "x"}, {"op": "sub"}, {"op": "pub", "topic": "t"}):
+            with pytest.raises(AssertionError):
+                s.ws_client(bad)
         assert s.codes >= {"QUOTA_EXCEEDED"}, s.codes
         d.api("PUT", "/api/v1/stop", expect=200)
         await refused("RADIO_UNAVAILABLE", "pub", topic=req["topic"], payload=req["payload"])
@@ -300,8 +314,18 @@ def test_real_frames_answers_and_errors_match_the_document(labgwd):
                   json.dumps({"resource": "sim0:sms", "start": "now",
                               "end": rfc3339_in(300)}).encode())
         c.publish("labgw/v1/sbx/team1/req/claims", b"x" * (64 * 1024 + 1))
-        wait_until(lambda: sum(1 for t, *_ in c.snapshot() if "/res/" in t) >= 5, 10,
-                   what="five MQTT answers")
+        # every request op of the document, answered
+        req_ops = s.d["channels"]["sandboxRequest"]["parameters"]["op"]["enum"]
+        _, leases = d.api("GET", "/api/v1/sandboxes/team1/leases")
+        bodies = {"claim": {"tech": "wlan", "dev": "02:00:00:00:00:01"},
+                  "unclaim": {"tech": "wlan", "dev": "02:00:00:00:00:01"},
+                  "lease": {"resource": "sim0:scan", "start": "now", "end": rfc3339_in(60)},
+                  "unlease": {"id": leases["leases"][0]["id"]}}
+        for op in req_ops:
+            c.publish("labgw/v1/sbx/team1/req/" + op, json.dumps(bodies.get(op, {})).encode())
+        answered = lambda: {t.rsplit("/", 1)[1] for t, *_ in c.snapshot() if "/res/" in t}
+        wait_until(lambda: set(req_ops) <= answered(), 10,
+                   what="answers to every request op")
         wait_until(lambda: any("/rx/" in t for t, *_ in c.snapshot()), 10, what="MQTT rx frames")
     finally:
         c.close()
