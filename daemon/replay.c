@@ -307,15 +307,15 @@ static int publish_rec(struct job *j, const json_t *rec)
 		}
 	}
 	f->replayed = true;
+	char esc[3 * FRAME_DEV_MAX + 1] = "-";
+	if (!rc && dev_id && topic_escape_level(dev_id, esc, sizeof(esc)) < 0)
+		rc = -EINVAL;
 	if (!rc)
 		rc = frame_seal(f, labgwd_next_seq(d), time_now_us());
 	if (!rc) {
 		char t[256];
-		char esc[3 * FRAME_DEV_MAX + 1];
-		if (dev_id)
-			topic_escape_level(dev_id, esc, sizeof(esc));
 		snprintf(t, sizeof(t), "labgw/v1/sbx/%s/%s/%s/%s/%s/%s", j->sbx, lv[4], lv[5],
-			 d->cfg->gw_id, radio, dev_id ? esc : "-");
+			 d->cfg->gw_id, radio, esc);
 		struct bus_msg *m = bus_publish_msg(d->bus, t, f, false);
 		if (m) {
 			if (d->history)
