@@ -241,3 +241,36 @@ def test_a_deleted_sandbox_replays_no_more(labgwd):
     d.api("POST", "/api/v1/sandboxes", {"id": "team1"}, expect=201)
     st, p = d.api("DELETE", "/api/v1/sandboxes/team1/replay")
     assert st == 404 and p["code"] == "NOT_FOUND", p
+
+
+def test_an_uploaded_capture_is_replayed_on_mqtt_too(labgwd):
+    from harness import mqtt_connect_key
+    d = labgwd(mqtt="spawn", radios={"sim0": {"rate": 10, "devices": 4}})
+    d.wait_mqtt_connected()
+    key = d.sandbox("team1", rights=("rx",))
+    recs = []
+    for i in range(3):
+        recs.append({"topic": "labgw/v1/sbx/elsewhere/rx/lorawan/lab9/lora0/26011bda",
+                     "frame": {"v": 1, "id": "lab9-%016x" % i, "gw": "lab9",
+                               "time": "2026-11-26T08:40:0%d.5Z" % i, "tech": "lorawan",
+                               "radio": "lora0", "type": "rx.lorawan.uplink",
+                               "dev": {"id": "26011bda", "claimed": True},
+                               "sig": {"rssi": -57, "sf": 7}, "payload": "QNobASaAAQABcPmL",
+                               "data": {"fcnt": i}}})
+    c = mqtt_connect_key(d, key, "labgw/v1/sbx/team1/rx/#")
+    try:
+        st, r = d.api("POST", "/api/v1/sandboxes/team1/replay",
+                      {"jsonl": "".join(json.dumps(x) + "\n" for x in recs), "speed": 1000},
+                      key=key)
+        assert st == 202 and r["frames"] == 3, r
+        wait_until(lambda: len(c.snapshot()) >= 3, 10, what="three replayed frames on MQTT")
+    finally:
+        c.close()
+    got = c.snapshot()
+    # to the sandbox's own topic, on this gateway, in order, marked
+    assert [t for t, *_ in got] == ["labgw/v1/sbx/team1/rx/lorawan/%s/lora0/26011bda" % GW] * 3
+    frames = [json.loads(p) for _, p, *_ in got]
+    assert [f["data"]["fcnt"] for f in frames] == [0, 1, 2]
+    for f in frames:
+        assert f["replayed"] is True and f["gw"] == GW and f["id"].startswith(GW + "-")
+        assert f["payload"] == "QNobASaAAQABcPmL" and f["sig"] == {"rssi": -57, "sf": 7}
