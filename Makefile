@@ -110,9 +110,9 @@ $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(PIC_FLAGS) -MMD -MP -c $< -o $@
 
-# rest.c compiles the OpenAPI document in (.incbin "docs/openapi.json": the
+# rest.c compiles the OpenAPI and AsyncAPI documents in (.incbin "docs/...": the
 # path is relative to this directory, where the compiler runs)
-$(BUILD)/obj/daemon/rest.o: docs/openapi.json
+$(BUILD)/obj/daemon/rest.o: docs/openapi.json docs/asyncapi.yaml
 
 $(LIBDAEMON): $(DAEMON_OBJS)
 	@rm -f $@

@@ -31,6 +31,7 @@ struct labgwd {
 	struct store *store;
 	struct sandboxes *sandboxes;
 	struct history *history;
+	struct replay *replay; /* capture replays (replay.h) */
 	struct privacy *privacy;
 	struct kiosk *kiosk;
 	struct policy *policy;

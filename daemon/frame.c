@@ -364,6 +364,8 @@ int frame_seal(struct frame *f, uint64_t seq, uint64_t time_us)
 		strbuf_append(&sb, "\"", 1);
 	}
 	append_object(&sb, "data", f->data);
+	if (f->replayed)
+		strbuf_puts(&sb, ",\"replayed\":true");
 	strbuf_append(&sb, "}", 1);
 	if (sb.failed) {
 		strbuf_release(&sb);

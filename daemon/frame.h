@@ -31,6 +31,7 @@ struct frame {
 	bool has_dev;
 	bool claimed;
 	bool is_public; /* the lab's own equipment: no pseudonym (plugin ABI 1.5) */
+	bool replayed;	/* re-published by a replay (replay.c): "replayed": true */
 	json_t *sig;	/* object, created on first use */
 	json_t *data;	/* object, created on first use */
 	unsigned char *payload;

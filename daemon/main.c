@@ -13,6 +13,7 @@
 #include "daemon.h"
 #include "dynsec.h"
 #include "history.h"
+#include "replay.h"
 #include "http.h"
 #include "kiosk.h"
 #include "log.h"
@@ -202,7 +203,8 @@ static int sandboxes_up(struct labgwd *d)
 	d->privacy = d->sandboxes ? privacy_new(d, d->store) : NULL;
 	d->history = d->privacy ? history_new(d, d->store) : NULL;
 	d->kiosk = d->history ? kiosk_new(d) : NULL;
-	if (!d->kiosk)
+	d->replay = d->kiosk ? replay_new(d) : NULL;
+	if (!d->replay)
 		return -ENOMEM;
 	/* the broker's logins follow the keys (dynsec.h) */
 	d->dynsec = dynsec_new(d);
@@ -222,6 +224,7 @@ static int sandboxes_up(struct labgwd *d)
 static void sandboxes_down(struct labgwd *d)
 {
 	kiosk_stop(d->kiosk);
+	replay_stop(d->replay);
 	history_stop(d->history);
 	sandboxes_stop(d->sandboxes);
 	dynsec_shutdown(d->dynsec);
@@ -494,6 +497,7 @@ static void free_all(struct labgwd *d)
 	plugin_host_free(d->host);
 	policy_free(d->policy);
 	kiosk_free(d->kiosk);
+	replay_free(d->replay);
 	history_free(d->history);
 	privacy_free(d->privacy);
 	sandboxes_free(d->sandboxes);

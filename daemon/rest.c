@@ -13,6 +13,7 @@
 #include "history.h"
 #include "log.h"
 #include "policy.h"
+#include "replay.h"
 #include "sandbox.h"
 #include "util.h"
 
@@ -25,13 +26,25 @@ __asm__(".pushsection .rodata\n"
 	".incbin \"docs/openapi.json\"\n"
 	"rest__openapi_end:\n"
 	".byte 0\n"
+	".balign 16\n"
+	"rest__asyncapi_start:\n"
+	".incbin \"docs/asyncapi.yaml\"\n"
+	"rest__asyncapi_end:\n"
+	".byte 0\n"
 	".popsection\n");
 extern const char rest__openapi_start[], rest__openapi_end[];
+extern const char rest__asyncapi_start[], rest__asyncapi_end[];
 
 const char *rest_openapi(size_t *len)
 {
 	*len = (size_t)(rest__openapi_end - rest__openapi_start);
 	return rest__openapi_start;
+}
+
+const char *rest_asyncapi(size_t *len)
+{
+	*len = (size_t)(rest__asyncapi_end - rest__asyncapi_start);
+	return rest__asyncapi_start;
 }
 
 /* ---- routes -------------------------------------------------------------- */
@@ -61,6 +74,7 @@ struct rest_call {
 	char *argbuf;
 	json_t *body;
 	json_t *result;
+	struct capture_out raw; /* an answer that is not JSON (a capture) */
 	struct api_error err;
 };
 
@@ -87,6 +101,11 @@ struct route {
 #define SB(c)	      ((c)->d->sandboxes)
 
 static int op_openapi(struct rest_call *c)
+{
+	return 0; /* answered from the compiled-in document */
+}
+
+static int op_asyncapi(struct rest_call *c)
 {
 	return 0; /* answered from the compiled-in document */
 }
@@ -206,6 +225,22 @@ static int op_frames(struct rest_call *c)
 			  &c->result, &c->err);
 }
 
+static int op_capture(struct rest_call *c)
+{
+	return api_capture(c->d, &c->who, C_PARAM(c, 0), C_PARAM(c, 1), c->args[0], &c->raw,
+			   &c->err);
+}
+
+static int op_replay(struct rest_call *c)
+{
+	return api_replay_start(c->d->replay, &c->who, C_PARAM(c, 0), c->body, &c->result, &c->err);
+}
+
+static int op_replay_cancel(struct rest_call *c)
+{
+	return api_replay_cancel(c->d->replay, &c->who, C_PARAM(c, 0), &c->result, &c->err);
+}
+
 static int op_audit(struct rest_call *c)
 {
 	const char *sbx = c->args[0];
@@ -261,6 +296,7 @@ static int op_tx(struct rest_call *c)
 
 static const struct route routes[] = {
 	{"/api/v1/openapi.json", {P_NONE}, {{REST_GET, op_openapi, OP_PUBLIC, 200, {NULL}}}},
+	{"/api/v1/asyncapi.yaml", {P_NONE}, {{REST_GET, op_asyncapi, OP_PUBLIC, 200, {NULL}}}},
 	{"/api/v1/gateway", {P_NONE}, {{REST_GET, op_gateway, 0, 200, {NULL}}}},
 	{"/api/v1/radios/{radio}", {P_RADIO}, {{REST_GET, op_radio_get, 0, 200, {NULL}}}},
 	{"/api/v1/radios/{radio}/ops", {P_RADIO}, {{REST_POST, op_radio_op, OP_BODY, 202, {NULL}}}},
@@ -302,6 +338,13 @@ static const struct route routes[] = {
 	{"/api/v1/sandboxes/{sbx}/frames",
 	 {P_SBX},
 	 {{REST_GET, op_frames, 0, 200, {"since", "topic", "limit", NULL}}}},
+	{"/api/v1/sandboxes/{sbx}/leases/{lease_id}/capture",
+	 {P_SBX, P_LEASE},
+	 {{REST_GET, op_capture, 0, 200, {"format", NULL}}}},
+	{"/api/v1/sandboxes/{sbx}/replay",
+	 {P_SBX},
+	 {{REST_POST, op_replay, OP_BODY, 202, {NULL}},
+	  {REST_DELETE, op_replay_cancel, 0, 200, {NULL}}}},
 	{"/api/v1/sandboxes/{sbx}/tx", {P_SBX}, {{REST_POST, op_tx, OP_BODY, 202, {NULL}}}},
 	{"/api/v1/audit",
 	 {P_NONE},
@@ -607,8 +650,26 @@ static void run(struct rest_call *c, struct rest_response *rs)
 		rs->body = rest_openapi(&rs->len);
 		return;
 	}
+	if (c->op->fn == op_asyncapi) {
+		rs->status = 200;
+		rs->content_type = "application/yaml";
+		rs->body = rest_asyncapi(&rs->len);
+		return;
+	}
 	if (c->op->fn(c) < 0) {
 		problem_of(rs, &c->err);
+	} else if (c->raw.body) {
+		rs->status = c->op->status;
+		rs->owned = c->raw.body;
+		rs->body = c->raw.body;
+		rs->len = c->raw.len;
+		rs->content_type = c->raw.content_type;
+		c->raw.body = NULL;
+		add_header(rs, "content-disposition: attachment; filename=\"%s\"\r\n",
+			   c->raw.filename);
+		add_header(rs, "labgw-capture-frames: %u\r\n", c->raw.frames);
+		if (c->raw.truncated)
+			add_header(rs, "labgw-capture-truncated: true\r\n");
 	} else if (!c->result) {
 		api_fail(&c->err, "INTERNAL", "out of memory");
 		problem_of(rs, &c->err);
@@ -680,6 +741,7 @@ void rest_call_free(struct rest_call *c)
 		return;
 	json_decref(c->body);
 	json_decref(c->result);
+	free(c->raw.body);
 	free(c->argbuf);
 	free(c);
 }

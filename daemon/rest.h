@@ -86,5 +86,7 @@ void rest_response_release(struct rest_response *rs);
 /* The OpenAPI document served at /api/v1/openapi.json (docs/openapi.json,
  * compiled in). */
 const char *rest_openapi(size_t *len);
+/* The AsyncAPI document (docs/asyncapi.yaml), compiled in likewise. */
+const char *rest_asyncapi(size_t *len);
 
 #endif

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "frame.h"
 #include "history.h"
+#include "replay.h"
 #include "log.h"
 #include "policy.h"
 #include "router.h"
@@ -1425,6 +1426,7 @@ int api_sandbox_delete(struct sandboxes *sb, const struct principal *who, const 
 		return store_fail(err, rc);
 	if (sb->d->history)
 		history_forget(sb->d->history, sbx); /* not inherited by a later namesake */
+	replay_forget(sb->d->replay, sbx);
 	/* keys go first, announced, so that every surface drops them */
 	struct sbx_keys_ctx kc = {.sbx = sbx};
 	smap_each(sb->keys, keys_of, &kc);

@@ -8,7 +8,7 @@ libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libinih-dev
 libsystemd-dev libmosquitto-dev libssl-dev libcmocka-dev libsqlite3-dev
 libnl-3-dev libnl-genl-3-dev
 mosquitto mosquitto-clients util-linux
-python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema
+python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema python3-yaml
 python3-cryptography python3-dbus python3-dbusmock dbus-daemon
 clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
@@ -16,6 +16,7 @@ dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
 debhelper lintian fakeroot dpkg-dev
 chromium libjs-chart.js nodejs
+tshark
 "
 # npm comes with some builds of nodejs (NodeSource's), where Debian's npm
 # package would conflict; ask for it only when there is none
@@ -35,6 +36,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "make deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# tshark (pcapng captures are checked with it) asks whether to let non-root
+# users capture: no, and never interactively
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 # a fresh machine may have no package lists yet
 if ! apt-get install -y -q --no-install-recommends $missing; then
 	apt-get update -q

@@ -346,3 +346,65 @@ def test_audit_follow_shows_new_entries_until_ctrl_c(ctl):
             proc.wait()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_quickstart_makes_a_sandbox_key_and_claim_and_says_how_to_see_them(ctl):
+    # --json: everything in one object, the key's secret included (its one
+    # showing); the printed commands use it
+    q = ctl.json("quickstart", "team1", "--tech", "ble", "--mqtt", "127.0.0.1:1884",
+                 secret_ok=True)
+    ctl.secrets.append(q["key"].split(".", 1)[1])
+    assert q["sandbox"] == "team1" and q["created"] is True
+    assert q["claim"]["tech"] == "ble" and q["claim"]["radio"] == "sim0"
+    assert sorted(q["rights"]) == ["claim", "lease", "observe", "rx"]
+    assert q["topic"] == "labgw/v1/sbx/team1/rx/#"
+    tail, mosq, curl = q["commands"]
+    assert " labgwctl tail 'labgw/v1/sbx/team1/rx/#'" in tail and q["key"] in tail
+    assert mosq.startswith("mosquitto_sub -h 127.0.0.1 -p 1884 -u %s -P %s " % (
+        q["key_id"], q["key"]))
+    assert curl.endswith("'%s/api/v1/sandboxes/team1/frames?limit=10'" % ctl.url)
+    # the claim is the sandbox's, and the key works for it
+    claims = ctl.json("claim", "list", "team1")["claims"]
+    assert [(c["tech"], c["dev"]) for c in claims] == [("ble", q["claim"]["dev"])]
+    assert ctl.json("sandbox", "show", "team1", key=q["key"])["id"] == "team1"
+    # again for the same sandbox and device: the sandbox exists, a new key
+    p = ctl.ok("quickstart", "team1", "--tech", "ble", "--dev", q["claim"]["dev"],
+               secret_ok=True)
+    assert re.search(r"^sandbox\s+team1 \(exists\)$", p.stdout, re.M), p.stdout
+    assert re.search(r"^claim\s+ble %s, heard by sim0$" % re.escape(q["claim"]["dev"]),
+                     p.stdout, re.M)
+    # no such radio; a sandbox key may not create sandboxes
+    p = ctl("quickstart", "team2", "--radio", "lora9", "--dev", "26011bda")
+    assert p.returncode == 1 and p.stderr.startswith("labgwctl: NOT_FOUND: "), p.stderr
+    p = ctl("quickstart", "team2", "--dev", "26011bda", key=q["key"])
+    assert p.returncode == 4 and "FORBIDDEN" in p.stderr, p.stderr
+
+
+def test_capture_and_replay_of_a_lease(ctl, tmp_path):
+    import time
+    ctl.ok("sandbox", "create", "team1")
+    kid, key = ctl.new_key("team1", "rx", "observe", "lease")
+    lease = ctl.json("lease", "add", "team1", "sim0:tx", "--duration", "10m", key=key)
+    time.sleep(1.5)  # the sim radio's frames, seen by the observer, in the lease
+    p = ctl.ok("capture", "team1", lease["id"], key=key)
+    recs = [json.loads(l) for l in p.stdout.splitlines()]
+    assert recs and all(r["topic"].startswith("labgw/v1/sbx/team1/") for r in recs)
+    assert re.fullmatch(r"labgwctl: %d frames of lease %s written\n" % (len(recs), lease["id"]),
+                        p.stderr), p.stderr
+    out = tmp_path / "lease.pcapng"
+    p = ctl.ok("capture", "team1", lease["id"], "--format", "pcapng", "-o", str(out), key=key)
+    assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header
+    assert " to %s" % out in p.stderr
+    jl = tmp_path / "lease.jsonl"
+    jl.write_text(ctl.ok("capture", "team1", lease["id"], key=key).stdout)
+    p = ctl.ok("replay", "team1", "--file", str(jl), key=key)
+    m = re.match(r"replay (rp-\d+): (\d+) frames at 1x", p.stdout)
+    assert m and int(m.group(2)) > 0, p.stdout
+    p = ctl.ok("replay", "team1", "--cancel", key=key)
+    assert p.stdout.startswith("replay %s cancelled after " % m.group(1)), p.stdout
+    p = ctl("replay", "team1", "--cancel", key=key)
+    assert p.returncode == 1 and p.stderr.startswith("labgwctl: NOT_FOUND: "), p.stderr
+    r = ctl.json("replay", "team1", "--lease", lease["id"], "--speed", "50", key=key)
+    assert r["replay"].startswith("rp-") and r["speed"] == 50
+    p = ctl("replay", "team1", key=key)
+    assert p.returncode == 2 and "give --lease ID or --file FILE" in p.stderr

@@ -162,7 +162,7 @@ def test_help_documents_commands_exit_codes_and_environment(gw):
     p = ctl(gw, "--help", key=None)
     assert p.returncode == 0
     for word in ("gateway", "sandbox", "key", "claim", "lease", "quota", "audit", "stop",
-                 "frames", "tx", "tail", "LABGW_URL", "LABGW_KEY", "--key-file", "--json",
+                 "frames", "tx", "tail", "quickstart", "capture", "replay", "LABGW_URL", "LABGW_KEY", "--key-file", "--json",
                  "--timeout"):
         assert word in p.stdout, word
     codes = re.findall(r"^\s+([0-4])  \S", p.stdout, re.M)

@@ -28,6 +28,7 @@ BODY_MAX = 64 * 1024
 # the REST surface as DESIGN §7 and its extensions name it: path → methods
 SURFACE = {
     "/api/v1/openapi.json": {"get"},
+    "/api/v1/asyncapi.yaml": {"get"},
     "/api/v1/gateway": {"get"},
     "/api/v1/radios/{radio}": {"get"},
     "/api/v1/radios/{radio}/ops": {"post"},
@@ -41,6 +42,8 @@ SURFACE = {
     "/api/v1/sandboxes/{sbx}/claims/{tech}/{dev}": {"delete"},
     "/api/v1/sandboxes/{sbx}/leases": {"get", "post"},
     "/api/v1/sandboxes/{sbx}/leases/{lease_id}": {"delete"},
+    "/api/v1/sandboxes/{sbx}/leases/{lease_id}/capture": {"get"},
+    "/api/v1/sandboxes/{sbx}/replay": {"post", "delete"},
     "/api/v1/sandboxes/{sbx}/frames": {"get"},
     "/api/v1/sandboxes/{sbx}/tx": {"post"},
     "/api/v1/audit": {"get"},
@@ -313,7 +316,7 @@ def test_openapi_document_is_served_without_a_key_and_describes_the_surface(labg
         statuses = set(op["responses"])
         assert any(s.startswith("2") for s in statuses), (m, path)
         public = op.get("security") == []
-        assert public == (path == "/api/v1/openapi.json"), (m, path)
+        assert public == (path in ("/api/v1/openapi.json", "/api/v1/asyncapi.yaml")), (m, path)
         if not public:
             assert {"400", "401", "403", "429", "500", "503"} <= statuses, (m, path, statuses)
         if "requestBody" in op:
@@ -411,6 +414,25 @@ def test_every_operation_answers_as_documented(api):
     assert all(ID_RE.match(f["frame"]["id"]) for f in page.data["frames"])
     assert all(f["topic"].startswith("labgw/v1/sbx/%s/" % sbx) for f in page.data["frames"])
 
+    # the lease's capture (JSON Lines, not JSON: fetched raw here, its
+    # content checked by test_capture.py), and a replay of two frames ten
+    # seconds apart, cancelled
+    st, hdrs, body = api.d.http("/api/v1/sandboxes/%s/leases/%s/capture" % (sbx, lease["id"]),
+                                headers={"Authorization": "Bearer " + k["key"]})
+    assert st == 200 and hdrs["content-type"] == "application/x-ndjson", (st, hdrs, body[:300])
+    assert_common_headers(hdrs)
+    team.seen.add(("GET", "/api/v1/sandboxes/{sbx}/leases/{lease_id}/capture", 200))
+    rec = page.data["frames"][0]
+    later = dict(rec, frame=dict(rec["frame"], time=rfc3339(
+        datetime.fromisoformat(rec["frame"]["time"].replace("Z", "+00:00")) +
+        timedelta(seconds=10))))
+    rp = team.post("/api/v1/sandboxes/%s/replay" % sbx,
+                   {"jsonl": json.dumps(rec) + "\n" + json.dumps(later) + "\n"},
+                   expect=202).data
+    assert rp["frames"] == 2 and rp["duration_ms"] >= 9000, rp
+    assert team.delete("/api/v1/sandboxes/%s/replay" % sbx, expect=200).data["cancelled"] == \
+        rp["replay"]
+
     # audit, then the emergency stop
     entries = api.get("/api/v1/audit?sbx=" + sbx, expect=200).data["entries"]
     actions = [e["action"] for e in entries]
@@ -438,6 +460,12 @@ def test_every_operation_answers_as_documented(api):
     missing = want - api.seen
     api.get("/api/v1/openapi.json", key=NO_KEY, expect=200)
     missing -= {("GET", "/api/v1/openapi.json", 200)}
+    # YAML, not JSON: fetched raw here, its content checked by test_asyncapi.py
+    status, hdrs, body = api.d.http("/api/v1/asyncapi.yaml")
+    assert status == 200 and hdrs["content-type"] == "application/yaml", (status, hdrs)
+    assert_common_headers(hdrs)
+    assert body == (REPO / "docs" / "asyncapi.yaml").read_bytes()
+    missing -= {("GET", "/api/v1/asyncapi.yaml", 200)}
     assert not missing, sorted(missing)
 
 
