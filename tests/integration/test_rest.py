@@ -422,7 +422,11 @@ def test_every_operation_answers_as_documented(api):
     assert st == 200 and hdrs["content-type"] == "application/x-ndjson", (st, hdrs, body[:300])
     assert_common_headers(hdrs)
     team.seen.add(("GET", "/api/v1/sandboxes/{sbx}/leases/{lease_id}/capture", 200))
-    rec = page.data["frames"][0]
+    # an observed frame (the history also holds the transmit's statuses)
+    rec = wait_until(lambda: next((f for f in team.get(
+        "/api/v1/sandboxes/%s/frames?limit=50" % sbx, expect=200).data["frames"]
+        if "/obs/" in f["topic"] or "/rx/" in f["topic"]), None), 10,
+        what="an observed frame in the history")
     later = dict(rec, frame=dict(rec["frame"], time=rfc3339(
         datetime.fromisoformat(rec["frame"]["time"].replace("Z", "+00:00")) +
         timedelta(seconds=10))))
