@@ -81,8 +81,11 @@ test_cellular_mm_EXTRA := plugins/cellular/mm.c
 # that they keep compiling, run only by `make bench*`, never by `make check`.
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 fake_bluez_LIBS = $(shell pkg-config --libs libsystemd)
+# C tools (tools/*.c → build/tools/*): the load generator of `make bench`
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/*.c))
+labgw-load_LIBS = $(shell pkg-config --libs libuv) -lm
 
-all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS)
+all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 help:
 	@echo "make            build labgwd, radio modules and tests into $(BUILD)/"
@@ -137,6 +140,10 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $$(call obj_objs,$$(test
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS) $(test_$*_LIBS) -lcmocka -ldl -lm
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
+
+$(BUILD)/tools/%: $(BUILD)/obj/tools/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
 
