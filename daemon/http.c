@@ -642,7 +642,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 static const struct lws_protocols protocols[] = {
 	{"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
-	{WS_PROTOCOL_NAME, ws_callback, sizeof(void *), 4096, 0, NULL, 0},
+	/* rx_buffer_size is allocated per connection: client messages are
+	 * small, and longer ones arrive in fragments that ws.c joins */
+	{WS_PROTOCOL_NAME, ws_callback, sizeof(void *), 1024, 0, NULL, 0},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 

@@ -53,7 +53,7 @@ struct ws_session {
 	 * `cursor` up to `until` matching `filter`, fetched in chunks */
 	struct {
 		bool active;
-		char filter[TOPIC_MAX_LEN + 1];
+		char *filter; /* allocated: most sessions never replay */
 		uint64_t cursor, until;
 		struct reply *chunk, **chunk_tail;
 		unsigned chunk_n;
@@ -282,10 +282,17 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 	if (op->since) {
 		/* frames up to now come from the history, later ones from the
 		 * subscription just made: no gap, no duplicate */
+		char *filter = strdup(op->topic);
+		if (!filter) {
+			reply_error(s, op->id, "INTERNAL", "out of memory", -1);
+			json_decref(result);
+			return;
+		}
+		free(s->replay.filter);
+		s->replay.filter = filter;
 		s->replay.active = true;
 		s->replay.cursor = since;
 		s->replay.until = d->seq;
-		snprintf(s->replay.filter, sizeof(s->replay.filter), "%s", op->topic);
 		json_object_set_new(result, "replay", json_true());
 	}
 	reply_ok(s, op->id, result);
@@ -571,6 +578,7 @@ static void session_free(struct ws_session *s)
 		free(r);
 	}
 	strbuf_release(&s->rx);
+	free(s->replay.filter);
 	free(s);
 }
 
