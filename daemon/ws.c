@@ -465,7 +465,9 @@ static int write_live(struct ws_session *s, struct http_stats *st)
 		m->ws_buf = wsproto_frame(m->topic, m->frame->json, m->frame->json_len, LWS_PRE,
 					  &m->ws_len);
 	rc = m->ws_buf ? write_buf(s, m->ws_buf, m->ws_len) : -1;
-	snprintf(s->last_id, sizeof(s->last_id), "%s", m->frame->id);
+	size_t idl = strnlen(m->frame->id, sizeof(s->last_id) - 1);
+	memcpy(s->last_id, m->frame->id, idl);
+	s->last_id[idl] = '\0';
 	bus_msg_unref(m);
 	st->ws_frames_out++;
 	return rc;
@@ -487,9 +489,8 @@ static int write_live_burst(struct ws_session *s, struct http_stats *st)
 	bool corked = false;
 	int rc = 0;
 	for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
-		if (n && lws_send_pipe_choked(s->wsi))
-			break;
-		if (!next_live(s))
+		/* the choke test is a poll(): only when there is more to send */
+		if (!next_live(s) || (n && lws_send_pipe_choked(s->wsi)))
 			break;
 		/* from the second frame on, hold TCP segments until the burst
 		 * ends: one segment for a burst of small frames instead of one
