@@ -75,7 +75,7 @@ test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
 test_cellular_mm_EXTRA := plugins/cellular/mm.c
 
 .PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install deb clean \
-	bench bench-lorawan bench-ble
+	bench bench-lorawan bench-ble bench-fanout bench-scaleout bench-summary
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
 # that they keep compiling, run only by `make bench*`, never by `make check`.
@@ -170,11 +170,25 @@ check-browser: all
 check-vm: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/vm
 
-# GWMP ingest of the lorawan module, and D-Bus advert ingest of the ble
-# module (from bench/fake_bluez on a private dbus-daemon), to WebSocket
-# delivery, each against the sim radio at the same rate; BENCH_ARGS e.g.
-# "--rates 2600 --repeat 1 --duration 20"
-bench: bench-lorawan bench-ble
+# Every benchmark of issue 10, then the summary table (bench/results/summary.md):
+# fan-out against mosquitto and libwebsockets' test server (P1-P7,
+# bench/fanout.py with build/tools/labgw-load; FANOUT_ARGS e.g. "--repeat 1
+# --only P1,P4"), GWMP ingest of the lorawan module and D-Bus advert ingest
+# of the ble module (from bench/fake_bluez on a private dbus-daemon), each
+# against the sim radio at the same rate (P8; BENCH_ARGS e.g. "--rates 2600
+# --repeat 1 --duration 20"), and three gateways bridged to a central broker.
+bench: all
+	@$(MAKE) --no-print-directory bench-fanout bench-lorawan bench-ble bench-scaleout
+	$(PYTHON) bench/summary.py
+
+bench-fanout: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) bench/fanout.py --build $(BUILD) $(FANOUT_ARGS)
+
+bench-scaleout: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) bench/scaleout.py
+
+bench-summary:
+	$(PYTHON) bench/summary.py
 
 bench-lorawan: all
 	$(PYTHON) bench/lorawan_ingest.py --build $(BUILD) $(BENCH_ARGS)

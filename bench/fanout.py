@@ -84,14 +84,11 @@ class Server:
             if radios is None:
                 radios = {"lora0": {"module": "lorawan", "listen": "127.0.0.1:0"}}
             self.d = harness.Daemon(workdir, name="labgwd-%d" % time.monotonic_ns(),
-                                    mqtt=mqtt, radios=radios, log_level="warning")
+                                    mqtt=mqtt, radios=radios, log_level="notice")
             if mqtt != "off":
                 self.d.sections["mqtt"]["qos"] = mqtt_qos
                 self.d.sections["mqtt"]["queue"] = 100000
                 self.d.write_config()
-            # log level warning hides the 'listening' notice the harness waits for
-            self.d.sections["log"]["level"] = "notice"
-            self.d.write_config()
             self.d.start()
             self.pid = self.d.proc.pid
             self.ws_port = self.d.port
