@@ -251,7 +251,7 @@ def mqtt_publish_run(build, kind, workdir, qos, n, size, sim_rate):
             time.sleep(1.0)
             m0, w0 = s.d.metrics(), time.monotonic()
             c0 = cpu_seconds(s.pid)
-            time.sleep(5.0)
+            time.sleep(4.0)
             m1, w1 = s.d.metrics(), time.monotonic()
             c1 = cpu_seconds(s.pid)
 
@@ -264,7 +264,8 @@ def mqtt_publish_run(build, kind, workdir, qos, n, size, sim_rate):
                     "wall_s": round(w1 - w0, 3), "frames_in_per_s": round(fin / (w1 - w0)),
                     "msgs_per_s": round(pub / (w1 - w0)), "dropped_per_s":
                     round(drop / (w1 - w0)), "labgwd_cpu_pct": round(100 * (c1 - c0) /
-                                                                     (w1 - w0), 1)}
+                                                                     (w1 - w0), 1),
+                    "queue_end": tot(m1, "labgw_mqtt_queue")}
         finally:
             s.stop()
     finally:
@@ -389,19 +390,29 @@ def main():
                                         figs["P7"]["baseline_p99_ms"])
 
     if "P6" in only:
+        # labgwd: the sim offered at rising rates; its publish rate is the
+        # highest it sustained (published >= 97 % of the frames made, no
+        # drops, queue not growing). The sim's own cost is in it: on one
+        # core labgwd makes, routes and publishes every frame.
         runs = res["runs"]["P6"] = []
         for qos in (0, 1):
-            for i in range(args.repeat):
-                a = mqtt_publish_run(build, "labgwd", wd, qos, 0, size, 100000)
-                b = mqtt_publish_run(build, "mosquitto_pub", wd, qos, 100000, size, 0)
-                log("P6", qos, a, b)
-                runs += [a, b]
-            la = med([r["msgs_per_s"] for r in runs if r["publisher"] == "labgwd" and
-                      r["qos"] == qos])
+            best = None
+            for rate in (5000, 10000, 20000, 40000):
+                mp = mqtt_publish_run(build, "mosquitto_pub", wd, qos, 100000, size, 0)
+                a = mqtt_publish_run(build, "labgwd", wd, qos, 0, size, rate)
+                runs += [a, mp]
+                ok = (a["msgs_per_s"] >= 0.97 * a["frames_in_per_s"] and
+                      a["dropped_per_s"] == 0 and a["queue_end"] < 1000)
+                a["sustained"] = ok
+                log("P6", qos, rate, ok, a, mp["msgs_per_s"])
+                if ok and (best is None or a["msgs_per_s"] > best):
+                    best = a["msgs_per_s"]
+                if not ok:
+                    break
             mp = med([r["msgs_per_s"] for r in runs if r["publisher"] == "mosquitto_pub" and
                       r["qos"] == qos])
-            figs["P6_qos%d" % qos] = {"labgwd_msgs_per_s": la, "mosquitto_pub_msgs_per_s": mp,
-                                      "ratio": ratio(la, mp)}
+            figs["P6_qos%d" % qos] = {"labgwd_msgs_per_s": best, "mosquitto_pub_msgs_per_s": mp,
+                                      "ratio": ratio(best, mp)}
 
     if "P2" in only:
         runs = res["runs"]["P2"] = []

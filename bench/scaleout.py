@@ -3,7 +3,7 @@
 instances, each with the sim radio and its own gateway id, each the client
 of a local mosquitto that bridges the labgw topic tree to one central
 mosquitto. A sandbox client on the central broker subscribes to its
-sandbox's frames of every gateway (labgw/v1/sbx/{sbx}/rx/#) and counts them
+sandbox's frames of every gateway (labgw/v1/sbx/{sbx}/rx/# and /obs/#) and counts them
 per gateway.
 
 The bridge settings are those documented in the README ("Growing past one
@@ -41,6 +41,7 @@ restart_timeout 2 30
 topic labgw/v1/gw/{gw}/# out 1
 topic labgw/v1/pub/{gw}/# out 1
 topic labgw/v1/sbx/+/rx/+/{gw}/# out {qos}
+topic labgw/v1/sbx/+/obs/+/{gw}/# out {qos}
 topic labgw/v1/sbx/+/tx/+/{gw}/# both 1
 topic labgw/v1/sbx/+/req/# in 1
 topic labgw/v1/sbx/+/res/# out 1
@@ -93,7 +94,7 @@ def main():
     central, pairs = start_gateways(Path(tmp.name), args.gateways, args.rate)
     try:
         c = harness.MqttClient(central.port)
-        c.connect("labgw/v1/sbx/team/rx/#")
+        c.connect("labgw/v1/sbx/team/rx/#", "labgw/v1/sbx/team/obs/#")
         time.sleep(2.0)  # bridges up, first frames through
         with c.cond:
             n0 = len(c.messages)
@@ -108,7 +109,7 @@ def main():
             window = c.messages[n0:]
         per_gw = {}
         for topic, _, _, _ in window:
-            # labgw/v1/sbx/{sbx}/rx/{tech}/{gw}/{radio}/{dev}
+            # labgw/v1/sbx/{sbx}/{rx|obs}/{tech}/{gw}/{radio}/{dev}
             gw = topic.split("/")[5]
             per_gw[gw] = per_gw.get(gw, 0) + 1
         wall = t1 - t0
@@ -125,7 +126,7 @@ def main():
         res = {"benchmark": "scaleout",
                "what": "%d labgwd (sim radio, gateway ids lab1..lab%d), each publishing to a "
                        "local mosquitto bridged to one central mosquitto; a sandbox client on "
-                       "the central broker subscribed to labgw/v1/sbx/team/rx/#"
+                       "the central broker subscribed to labgw/v1/sbx/team/rx/# and .../obs/#"
                        % (args.gateways, args.gateways),
                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "shared": True,

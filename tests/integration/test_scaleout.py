@@ -30,12 +30,12 @@ def test_three_gateways_bridged_to_a_central_broker(workdir, labgwd, broker):
         daemons.append(d)
     c = MqttClient(central.port)
     try:
-        c.connect("labgw/v1/sbx/team/rx/#")
+        c.connect("labgw/v1/sbx/team/rx/#", "labgw/v1/sbx/team/obs/#")
         seen = set()
 
         def frame_of_new_gateway(topic, payload, retain, props):
             parts = topic.split("/")
-            # labgw/v1/sbx/team/rx/{tech}/{gw}/{radio}/{dev}
+            # labgw/v1/sbx/team/{rx|obs}/{tech}/{gw}/{radio}/{dev}
             frame = json.loads(payload)
             assert frame["gw"] == parts[6], (topic, frame["gw"])
             seen.add(parts[6])
