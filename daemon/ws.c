@@ -481,16 +481,18 @@ static bool cork(struct lws *wsi, bool on)
 	return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v)) == 0;
 }
 
-/* Live frames: several at a time while the socket takes them without
- * buffering (lws_send_pipe_choked), which saves a poll round per frame; a
- * gap notice always goes before its frame. */
+/* Live frames: several at a time while the socket takes them whole, which
+ * saves a poll round per frame; a gap notice always goes before its frame.
+ * A write the socket did not take whole is buffered by lws, which then
+ * waits for writable itself (lws_partial_buffered): the burst stops there,
+ * so lws never holds more than one frame and the session's queue, bounded
+ * by send_queue, is what fills up behind a slow client. */
 static int write_live_burst(struct ws_session *s, struct http_stats *st)
 {
 	bool corked = false;
 	int rc = 0;
 	for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
-		/* the choke test is a poll(): only when there is more to send */
-		if (!next_live(s) || (n && lws_send_pipe_choked(s->wsi)))
+		if (lws_partial_buffered(s->wsi) || !next_live(s))
 			break;
 		/* from the second frame on, hold TCP segments until the burst
 		 * ends: one segment for a burst of small frames instead of one
@@ -523,9 +525,9 @@ void ws_flush(struct http_server *srv)
 			lws_callback_on_writable(s->wsi);
 			continue;
 		}
-		/* outside lws's writable callback, lws_write appends to what
-		 * lws still buffers for the connection (a partial send) and
-		 * asks for writable itself: the order holds */
+		/* outside lws's writable callback: only when lws buffers
+		 * nothing of an earlier write (write_live_burst checks), so a
+		 * client that does not read leaves its frames in our queue */
 		if (write_live_burst(s, st) < 0) {
 			lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 			continue;

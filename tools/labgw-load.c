@@ -779,8 +779,13 @@ static void start_schedule_cb(uv_timer_t *t)
 {
 	for (int i = 0; i < o.stall && i < o.conns; i++) {
 		conns[i].stalled = true;
-		if (conns[i].st == C_READY)
+		if (conns[i].st == C_READY) {
+			/* a small window: the server's queue, not the kernel's
+			 * buffers, is what fills up */
+			int rcvbuf = 4096;
+			uv_recv_buffer_size((uv_handle_t *)&conns[i].tcp, &rcvbuf);
 			uv_read_stop((uv_stream_t *)&conns[i].tcp);
+		}
 	}
 	t0_us = now_us() + 1000;
 	if (o.inject == I_NONE || o.rate <= 0) {
