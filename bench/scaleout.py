@@ -110,7 +110,7 @@ def main():
         per_gw = {}
         for topic, _, _, _ in window:
             # labgw/v1/sbx/{sbx}/{rx|obs}/{tech}/{gw}/{radio}/{dev}
-            gw = topic.split("/")[5]
+            gw = topic.split("/")[6]
             per_gw[gw] = per_gw.get(gw, 0) + 1
         wall = t1 - t0
         gws = {}

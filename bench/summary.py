@@ -17,7 +17,12 @@ def load(name):
     return json.loads(p.read_text()) if p.exists() else None
 
 
+NO_GOAL = "no goal"
+
+
 def verdict(ok):
+    if ok is NO_GOAL:
+        return "(no goal)"
     if ok is None:
         return "not measured"
     return "pass" if ok else "**fail**"
@@ -55,7 +60,7 @@ def main():
         row("P2", "saturation, 100 subscribers: deliveries/s before loss or p99 > 100 ms%s"
             % ("" if p["labgwd"]["limit_reached"] else " (labgwd: not reached, ramp ended)"),
             fmt(p["labgwd"]["deliveries_per_s"]), fmt(p["mosquitto"]["deliveries_per_s"]),
-            p["ratio"], "(none)", None if p["ratio"] is None else True)
+            p["ratio"], "–", NO_GOAL)
     p = f.get("P3")
     if p:
         L, M = p["labgwd"], p["mosquitto"]
@@ -78,7 +83,7 @@ def main():
             "%s %% / %s" % (fmt(p["labgwd"]["cpu_pct"]), fmt(p["labgwd"]["wakeups_per_s"])),
             "%s %% / %s" % (fmt(p["mosquitto"]["cpu_pct"]), fmt(p["mosquitto"]["wakeups_per_s"])),
             (p["labgwd"]["wakeups_per_s"] / p["mosquitto"]["wakeups_per_s"])
-            if p["mosquitto"]["wakeups_per_s"] else None, "(none)", None)
+            if p["mosquitto"]["wakeups_per_s"] else None, "–", NO_GOAL)
     for q in (0, 1):
         p = f.get("P6_qos%d" % q)
         if p:
