@@ -415,7 +415,7 @@ def main():
         runs = res["runs"]["P6"] = []
         for qos in (0, 1):
             best, misses = None, 0
-            for rate in (5000, 10000, 15000, 20000, 30000, 40000):
+            for rate in (5000, 10000, 15000, 20000, 30000, 40000, 60000, 80000, 100000):
                 mp = mqtt_publish_run(build, "mosquitto_pub", wd, qos, 100000, size, 0)
                 a = mqtt_publish_run(build, "labgwd", wd, qos, 0, size, rate)
                 runs += [a, mp]

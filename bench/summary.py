@@ -79,7 +79,7 @@ def main():
                 p["ratio"] is not None and p["ratio"] <= 1.0)
     p = f.get("P5")
     if p:
-        row("P5", "1000 idle clients: CPU %% / wake-ups per s (reference: mosquitto)",
+        row("P5", "1000 idle clients: CPU % / wake-ups per s (reference: mosquitto)",
             "%s %% / %s" % (fmt(p["labgwd"]["cpu_pct"]), fmt(p["labgwd"]["wakeups_per_s"])),
             "%s %% / %s" % (fmt(p["mosquitto"]["cpu_pct"]), fmt(p["mosquitto"]["wakeups_per_s"])),
             (p["labgwd"]["wakeups_per_s"] / p["mosquitto"]["wakeups_per_s"])
