@@ -7,11 +7,12 @@ build-essential pkg-config
 libuv1-dev libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libinih-dev
 libsystemd-dev libmosquitto-dev libssl-dev libcmocka-dev libsqlite3-dev
 libnl-3-dev libnl-genl-3-dev
-mosquitto mosquitto-clients util-linux libwebsockets-test-server
+mosquitto mosquitto-clients util-linux
 python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema
 python3-cryptography python3-dbus python3-dbusmock dbus-daemon
 clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
+libwebsockets-test-server
 dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
 debhelper lintian fakeroot dpkg-dev
