@@ -75,14 +75,17 @@ test_wlan_nlparse_LIBS = $(shell pkg-config --libs libnl-genl-3.0)
 test_cellular_mm_EXTRA := plugins/cellular/mm.c
 
 .PHONY: all help deps check check-unit check-integration check-vm check-browser run asan fuzz fmt install deb clean \
-	bench bench-lorawan bench-ble
+	bench bench-lorawan bench-ble bench-fanout bench-scaleout bench-summary
 
 # Benchmark programs (bench/*.c → build/bench/*): built with everything so
 # that they keep compiling, run only by `make bench*`, never by `make check`.
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 fake_bluez_LIBS = $(shell pkg-config --libs libsystemd)
+# C tools (tools/*.c → build/tools/*): the load generator of `make bench`
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(wildcard tools/*.c))
+labgw-load_LIBS = $(shell pkg-config --libs libuv) -lm
 
-all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS)
+all: $(BUILD)/labgwd $(PLUGIN_SOS) $(TEST_MODULES) $(UNIT_BINS) $(BENCH_BINS) $(TOOL_BINS)
 
 help:
 	@echo "make            build labgwd, radio modules and tests into $(BUILD)/"
@@ -92,7 +95,8 @@ help:
 	@echo "make check-browser  run the console and kiosk tests in headless Chromium"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
 	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
-	@echo "make bench      run the benchmarks (JSON results in bench/results/)"
+	@echo "make bench      run every benchmark against mosquitto and libwebsockets, then the"
+	@echo "                summary table (bench/results/summary.md); never part of make check"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make fmt        format the C sources with clang-format"
 	@echo "make install    install under DESTDIR/PREFIX (default /usr)"
@@ -140,6 +144,10 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
 
+$(BUILD)/tools/%: $(BUILD)/obj/tools/%.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $($*_LIBS)
+
 check: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory check-unit check-integration check-browser check-vm
@@ -163,11 +171,25 @@ check-browser: all
 check-vm: all
 	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/vm
 
-# GWMP ingest of the lorawan module, and D-Bus advert ingest of the ble
-# module (from bench/fake_bluez on a private dbus-daemon), to WebSocket
-# delivery, each against the sim radio at the same rate; BENCH_ARGS e.g.
-# "--rates 2600 --repeat 1 --duration 20"
-bench: bench-lorawan bench-ble
+# Every benchmark of issue 10, then the summary table (bench/results/summary.md):
+# fan-out against mosquitto and libwebsockets' test server (P1-P7,
+# bench/fanout.py with build/tools/labgw-load; FANOUT_ARGS e.g. "--repeat 1
+# --only P1,P4"), GWMP ingest of the lorawan module and D-Bus advert ingest
+# of the ble module (from bench/fake_bluez on a private dbus-daemon), each
+# against the sim radio at the same rate (P8; BENCH_ARGS e.g. "--rates 2600
+# --repeat 1 --duration 20"), and three gateways bridged to a central broker.
+bench: all
+	@$(MAKE) --no-print-directory bench-fanout bench-lorawan bench-ble bench-scaleout
+	$(PYTHON) bench/summary.py
+
+bench-fanout: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) bench/fanout.py --build $(BUILD) $(FANOUT_ARGS)
+
+bench-scaleout: all
+	LABGW_BUILD=$(BUILD) $(PYTHON) bench/scaleout.py
+
+bench-summary:
+	$(PYTHON) bench/summary.py
 
 bench-lorawan: all
 	$(PYTHON) bench/lorawan_ingest.py --build $(BUILD) $(BENCH_ARGS)

@@ -37,8 +37,10 @@ struct bus_sub {
 	bus_wake_fn wake;
 	void *user_data;
 	uint64_t last_serial; /* dedupe when several filters match */
+	/* the send queue: a ring of `alloc` slots, grown on demand up to
+	 * `cap` (an idle subscriber costs no queue memory) */
 	struct slot *ring;
-	size_t cap, head, count;
+	size_t cap, alloc, head, count;
 	uint64_t pending_drops; /* dropped since the last queued message */
 	uint64_t dropped_total;
 	struct bus_sub *next, *prev;
@@ -96,19 +98,42 @@ void bus_msg_unref(struct bus_msg *m)
 	free(m);
 }
 
+#define RING_FIRST 8
+
+/* Double the ring (at most to cap), its slots in order from index 0;
+ * -ENOSPC when it is full at cap, -ENOMEM. */
+static int ring_grow(struct bus_sub *s)
+{
+	if (s->alloc >= s->cap)
+		return -ENOSPC;
+	size_t n = s->alloc ? 2 * s->alloc : RING_FIRST;
+	if (n > s->cap)
+		n = s->cap;
+	struct slot *r = calloc(n, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->count; i++)
+		r[i] = s->ring[(s->head + i) % s->alloc];
+	free(s->ring);
+	s->ring = r;
+	s->alloc = n;
+	s->head = 0;
+	return 0;
+}
+
 static void enqueue(struct bus_sub *s, struct bus_msg *m)
 {
 	struct bus *bus = s->bus;
 	if (s->last_serial == m->serial)
 		return;
 	s->last_serial = m->serial;
-	if (s->count == s->cap) {
+	if (s->count == s->alloc && ring_grow(s) < 0) {
 		s->pending_drops++;
 		s->dropped_total++;
 		bus->stats.dropped++;
 		return;
 	}
-	struct slot *sl = &s->ring[(s->head + s->count) % s->cap];
+	struct slot *sl = &s->ring[(s->head + s->count) % s->alloc];
 	sl->msg = bus_msg_ref(m);
 	sl->dropped_before = s->pending_drops;
 	s->pending_drops = 0;
@@ -238,11 +263,6 @@ struct bus_sub *bus_sub_new(struct bus *bus, size_t queue_cap, bus_wake_fn wake,
 	struct bus_sub *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->ring = calloc(queue_cap, sizeof(*s->ring));
-	if (!s->ring) {
-		free(s);
-		return NULL;
-	}
 	s->bus = bus;
 	s->cap = queue_cap;
 	s->wake = wake;
@@ -290,7 +310,7 @@ void bus_sub_free(struct bus_sub *s)
 		entry_free(e);
 	}
 	for (size_t i = 0; i < s->count; i++)
-		bus_msg_unref(s->ring[(s->head + i) % s->cap].msg);
+		bus_msg_unref(s->ring[(s->head + i) % s->alloc].msg);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
@@ -389,7 +409,7 @@ struct bus_msg *bus_sub_pop(struct bus_sub *s, uint64_t *dropped)
 	struct bus_msg *m = sl->msg;
 	*dropped = sl->dropped_before;
 	sl->msg = NULL;
-	s->head = (s->head + 1) % s->cap;
+	s->head = (s->head + 1) % s->alloc;
 	s->count--;
 	return m;
 }

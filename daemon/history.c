@@ -41,8 +41,8 @@ struct history {
 	struct batch *inflight;	       /* at most one batch at the writer */
 	struct pending *inflight_msgs; /* the messages of that batch, for replays */
 	size_t inflight_n;
-	uv_timer_t timer;
-	bool stopping;
+	uv_timer_t timer; /* runs only while rows wait: an idle daemon sleeps */
+	bool started, stopping;
 	struct history_stats stats;
 };
 
@@ -63,6 +63,8 @@ struct history *history_new(struct labgwd *d, struct store *st)
 	return h;
 }
 
+static void timer_cb(uv_timer_t *t);
+
 void history_record(struct history *h, const char *sbx, struct bus_msg *m)
 {
 	if (h->stopping || h->d->cfg->history_max_frames <= 0)
@@ -76,6 +78,8 @@ void history_record(struct history *h, const char *sbx, struct bus_msg *m)
 	snprintf(p->sbx, sizeof(p->sbx), "%s", sbx);
 	p->msg = bus_msg_ref(m);
 	h->count++;
+	if (h->started && !uv_is_active((uv_handle_t *)&h->timer))
+		uv_timer_start(&h->timer, timer_cb, FLUSH_MS, FLUSH_MS);
 }
 
 void history_forget(struct history *h, const char *sbx)
@@ -190,12 +194,17 @@ static void flush(struct history *h)
 
 static void timer_cb(uv_timer_t *t)
 {
-	flush(t->data);
+	struct history *h = t->data;
+	flush(h);
+	if (!h->count && !h->inflight)
+		uv_timer_stop(t);
 }
 
 void history_start(struct history *h)
 {
-	uv_timer_start(&h->timer, timer_cb, FLUSH_MS, FLUSH_MS);
+	h->started = true;
+	if (h->count)
+		uv_timer_start(&h->timer, timer_cb, FLUSH_MS, FLUSH_MS);
 }
 
 void history_stop(struct history *h)

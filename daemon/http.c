@@ -38,6 +38,13 @@ struct http_server {
 	bool shutting_down;
 	uv_timer_t drain; /* shutdown: wait for close frames, then destroy */
 	uint64_t drain_deadline;
+	/* sessions with new live frames, written by ws_flush before the
+	 * loop polls (frames of timers: written before the loop reads what
+	 * clients sent since) and after it (frames of what it read) */
+	uv_prepare_t flush_pre;
+	uv_check_t flush;
+	bool flush_armed;
+	struct ws_session *flush_list;
 };
 
 /* per HTTP connection, reset for each transaction */
@@ -50,6 +57,38 @@ struct http_pss {
 	struct rest_call *call;
 	struct strbuf rx;
 };
+
+struct ws_session **http__flush_list(struct http_server *s)
+{
+	return &s->flush_list;
+}
+
+static void flush_now(struct http_server *s)
+{
+	uv_check_stop(&s->flush);
+	uv_prepare_stop(&s->flush_pre);
+	s->flush_armed = false;
+	ws_flush(s);
+}
+
+static void flush_cb(uv_check_t *c)
+{
+	flush_now(container_of(c, struct http_server, flush));
+}
+
+static void flush_pre_cb(uv_prepare_t *p)
+{
+	flush_now(container_of(p, struct http_server, flush_pre));
+}
+
+void http__flush_arm(struct http_server *s)
+{
+	if (s->flush_armed)
+		return;
+	s->flush_armed = true;
+	uv_prepare_start(&s->flush_pre, flush_pre_cb);
+	uv_check_start(&s->flush, flush_cb);
+}
 
 struct labgwd *http__daemon(struct http_server *s)
 {
@@ -642,7 +681,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 static const struct lws_protocols protocols[] = {
 	{"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0},
-	{WS_PROTOCOL_NAME, ws_callback, sizeof(void *), 4096, 0, NULL, 0},
+	/* rx_buffer_size is allocated per connection: client messages are
+	 * small, and longer ones arrive in fragments that ws.c joins;
+	 * tx_packet_size: lws sends at most this much per send(), else the
+	 * rx buffer size (a 1 KiB limit would split every larger frame) */
+	{WS_PROTOCOL_NAME, ws_callback, sizeof(void *), 1024, 0, NULL, 16384},
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -687,6 +730,8 @@ struct http_server *http_server_new(struct labgwd *d)
 		free(srv);
 		return NULL;
 	}
+	uv_check_init(d->loop, &srv->flush);
+	uv_prepare_init(d->loop, &srv->flush_pre);
 	srv->vh = lws_get_vhost_by_name(srv->ctx, "default");
 	srv->port = srv->vh ? lws_get_vhost_listen_port(srv->vh) : cfg->http_port;
 	return srv;
@@ -722,6 +767,9 @@ void http_server_shutdown(struct http_server *s)
 	s->shutting_down = true;
 	/* sessions get their 1001 close frame before the context goes */
 	ws_close_all(s);
+	ws_flush(s);
+	uv_close((uv_handle_t *)&s->flush, NULL);
+	uv_close((uv_handle_t *)&s->flush_pre, NULL);
 	uv_timer_init(s->d->loop, &s->drain);
 	s->drain_deadline = uv_now(s->d->loop) + 500;
 	uv_timer_start(&s->drain, drain_cb, 0, 20);

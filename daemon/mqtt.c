@@ -510,6 +510,11 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 		return NULL;
 	}
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	/* QoS 1 frames in flight: with libmosquitto's default of 20, the
+	 * rate is 20 per round trip to the broker, and a round trip takes a
+	 * loop iteration of the busy daemon (the broker's receive maximum,
+	 * when it sends one, still caps it) */
+	mosquitto_int_option(b->mosq, MOSQ_OPT_SEND_MAXIMUM, MAX_INFLIGHT);
 	if (set_login(b) < 0) {
 		mosquitto_destroy(b->mosq);
 		bus_sub_free(b->sub);

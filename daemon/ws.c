@@ -53,11 +53,13 @@ struct ws_session {
 	 * `cursor` up to `until` matching `filter`, fetched in chunks */
 	struct {
 		bool active;
-		char filter[TOPIC_MAX_LEN + 1];
+		char *filter; /* allocated: most sessions never replay */
 		uint64_t cursor, until;
 		struct reply *chunk, **chunk_tail;
 		unsigned chunk_n;
 	} replay;
+	bool flush_queued; /* in the server's flush list */
+	struct ws_session *flush_next;
 	int close_code; /* > 0: close at the next writable */
 	char close_reason[100];
 	struct ws_session *next, *prev;
@@ -129,10 +131,20 @@ static void close_later(struct ws_session *s, int code, const char *reason)
 	lws_callback_on_writable(s->wsi);
 }
 
+/* A live frame for an idle queue. Rather than ask lws for a writable
+ * callback (two epoll_ctl calls and a loop round per frame and session,
+ * most of the fan-out's cost), the session joins the flush list, written
+ * directly after this iteration's poll phase (ws_flush). */
 static void bus_wake(struct bus_sub *sub, void *user_data)
 {
 	struct ws_session *s = user_data;
-	lws_callback_on_writable(s->wsi);
+	if (s->flush_queued)
+		return;
+	struct ws_session **head = http__flush_list(s->srv);
+	s->flush_queued = true;
+	s->flush_next = *head;
+	*head = s;
+	http__flush_arm(s->srv);
 }
 
 /* {"op":"auth","anonymous":true}: the public aggregates for kiosks, which
@@ -282,10 +294,17 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 	if (op->since) {
 		/* frames up to now come from the history, later ones from the
 		 * subscription just made: no gap, no duplicate */
+		char *filter = strdup(op->topic);
+		if (!filter) {
+			reply_error(s, op->id, "INTERNAL", "out of memory", -1);
+			json_decref(result);
+			return;
+		}
+		free(s->replay.filter);
+		s->replay.filter = filter;
 		s->replay.active = true;
 		s->replay.cursor = since;
 		s->replay.until = d->seq;
-		snprintf(s->replay.filter, sizeof(s->replay.filter), "%s", op->topic);
 		json_object_set_new(result, "replay", json_true());
 	}
 	reply_ok(s, op->id, result);
@@ -446,7 +465,9 @@ static int write_live(struct ws_session *s, struct http_stats *st)
 		m->ws_buf = wsproto_frame(m->topic, m->frame->json, m->frame->json_len, LWS_PRE,
 					  &m->ws_len);
 	rc = m->ws_buf ? write_buf(s, m->ws_buf, m->ws_len) : -1;
-	snprintf(s->last_id, sizeof(s->last_id), "%s", m->frame->id);
+	size_t idl = strnlen(m->frame->id, sizeof(s->last_id) - 1);
+	memcpy(s->last_id, m->frame->id, idl);
+	s->last_id[idl] = '\0';
 	bus_msg_unref(m);
 	st->ws_frames_out++;
 	return rc;
@@ -458,6 +479,62 @@ static bool cork(struct lws *wsi, bool on)
 	int v = on;
 	lws_sockfd_type fd = lws_get_socket_fd(wsi);
 	return fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof(v)) == 0;
+}
+
+/* Live frames: several at a time while the socket takes them whole, which
+ * saves a poll round per frame; a gap notice always goes before its frame.
+ * A write the socket did not take whole is buffered by lws, which then
+ * waits for writable itself (lws_partial_buffered): the burst stops there,
+ * so lws never holds more than one frame and the session's queue, bounded
+ * by send_queue, is what fills up behind a slow client. */
+static int write_live_burst(struct ws_session *s, struct http_stats *st)
+{
+	bool corked = false;
+	int rc = 0;
+	for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
+		if (lws_partial_buffered(s->wsi) || !next_live(s))
+			break;
+		/* from the second frame on, hold TCP segments until the burst
+		 * ends: one segment for a burst of small frames instead of one
+		 * each (loopback or not, that is most of the kernel's cost per
+		 * frame) */
+		if (n == 1)
+			corked = cork(s->wsi, true);
+		rc = write_live(s, st);
+	}
+	if (corked)
+		cork(s->wsi, false);
+	return rc;
+}
+
+void ws_flush(struct http_server *srv)
+{
+	struct http_stats *st = http__stats(srv);
+	struct ws_session **head = http__flush_list(srv);
+	while (*head) {
+		struct ws_session *s = *head;
+		*head = s->flush_next;
+		s->flush_queued = false;
+		s->flush_next = NULL;
+		if (s->close_code)
+			continue;
+		/* answers and replayed frames go first, from the writable
+		 * callback (a `sub` queues its answer after the retained frames
+		 * it woke the session for) */
+		if (s->replies || s->replay.active || s->held) {
+			lws_callback_on_writable(s->wsi);
+			continue;
+		}
+		/* outside lws's writable callback: only when lws buffers
+		 * nothing of an earlier write (write_live_burst checks), so a
+		 * client that does not read leaves its frames in our queue */
+		if (write_live_burst(s, st) < 0) {
+			lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			continue;
+		}
+		if (s->held || bus_sub_pending(s->sub))
+			lws_callback_on_writable(s->wsi);
+	}
 }
 
 static int on_writable(struct ws_session *s)
@@ -488,25 +565,7 @@ static int on_writable(struct ws_session *s)
 		free(r);
 		st->ws_frames_out++;
 	} else {
-		/* live frames: several per callback while the socket takes them
-		 * without buffering (lws_send_pipe_choked), which saves a poll
-		 * round per frame; a gap notice always goes before its frame */
-		bool corked = false;
-		for (int n = 0; n < WS_WRITE_BURST && rc == 0; n++) {
-			if (n && lws_send_pipe_choked(s->wsi))
-				break;
-			if (!next_live(s))
-				break;
-			/* from the second frame on, hold TCP segments until the
-			 * burst ends: one segment for a burst of small frames
-			 * instead of one each (loopback or not, that is most of
-			 * the kernel's cost per frame) */
-			if (n == 1)
-				corked = cork(s->wsi, true);
-			rc = write_live(s, st);
-		}
-		if (corked)
-			cork(s->wsi, false);
+		rc = write_live_burst(s, st);
 	}
 	if (rc < 0)
 		return -1;
@@ -554,6 +613,12 @@ static void session_free(struct ws_session *s)
 		*head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	if (s->flush_queued) {
+		struct ws_session **fp = http__flush_list(s->srv);
+		while (*fp != s)
+			fp = &(*fp)->flush_next;
+		*fp = s->flush_next;
+	}
 	st->sessions--;
 	st->ws_dropped += bus_sub_dropped_total(s->sub);
 	bus_msg_unref(s->held);
@@ -571,6 +636,7 @@ static void session_free(struct ws_session *s)
 		free(r);
 	}
 	strbuf_release(&s->rx);
+	free(s->replay.filter);
 	free(s);
 }
 

@@ -28,10 +28,16 @@ void ws_key_gone(struct http_server *s, const char *key_id);
 uint64_t ws_live_dropped(struct http_server *s);
 /* Ask every session to close with 1001 (going away). */
 void ws_close_all(struct http_server *s);
+/* Write the live frames of the sessions woken in this loop iteration
+ * (http.c calls it from its uv_check handle, after the poll phase). */
+void ws_flush(struct http_server *s);
 
 /* Shared with http.c */
 struct labgwd *http__daemon(struct http_server *s);
 struct http_stats *http__stats(struct http_server *s);
 struct ws_session **http__sessions(struct http_server *s);
+/* The sessions waiting for ws_flush, and arming it for this iteration. */
+struct ws_session **http__flush_list(struct http_server *s);
+void http__flush_arm(struct http_server *s);
 
 #endif

@@ -12,6 +12,7 @@ python3 python3-pytest python3-websockets python3-paho-mqtt python3-jsonschema p
 python3-cryptography python3-dbus python3-dbusmock dbus-daemon
 clang-format clang libclang-rt-14-dev
 qemu-system-x86 busybox-static cpio kmod
+libwebsockets-test-server
 dbus bluez bluez-test-tools python3-dbus python3-gi
 hostapd wpasupplicant iw wireless-regdb
 debhelper lintian fakeroot dpkg-dev

@@ -514,6 +514,45 @@ static void test_sub_free_releases_queued_messages(void **state)
 	bus_free(bus);
 }
 
+/* The send queue grows on demand (an idle session holds no ring): messages
+ * queued across several growths, with the ring wrapped in between, come
+ * out in order, and the cap still bounds it. */
+static void test_queue_grows_in_order_up_to_cap(void **state)
+{
+	struct bus *bus = bus_new(0);
+	struct bus_sub *s = bus_sub_new(bus, 50, NULL, NULL);
+	assert_int_equal(bus_sub_add(s, "q/#"), 0);
+	char topic[32];
+	int next_out = 0, next_in = 0;
+	/* wrap the first ring, then grow it while wrapped */
+	for (; next_in < 6; next_in++) {
+		snprintf(topic, sizeof(topic), "q/%d", next_in);
+		assert_int_equal(pub(bus, topic, false), 1);
+	}
+	for (; next_out < 4; next_out++) {
+		snprintf(topic, sizeof(topic), "q/%d", next_out);
+		expect_pop(s, topic, 0);
+	}
+	for (; next_in < 52; next_in++) {
+		snprintf(topic, sizeof(topic), "q/%d", next_in);
+		assert_int_equal(pub(bus, topic, false), 1);
+	}
+	assert_int_equal(bus_sub_pending(s), 48);
+	/* two more fill it to the cap of 50; the next ones are dropped */
+	assert_int_equal(pub(bus, "q/52", false), 1);
+	assert_int_equal(pub(bus, "q/53", false), 1);
+	assert_int_equal(pub(bus, "q/54", false), 0);
+	assert_int_equal(pub(bus, "q/55", false), 0);
+	assert_int_equal(bus_sub_pending(s), 50);
+	for (; next_out < 54; next_out++) {
+		snprintf(topic, sizeof(topic), "q/%d", next_out);
+		expect_pop(s, topic, 0);
+	}
+	expect_empty(s, 2);
+	bus_sub_free(s);
+	bus_free(bus);
+}
+
 /* Many filters over shared trie paths, added and removed in a scrambled
  * order by several subscribers: afterwards nothing is delivered, and the
  * trie is empty again (the bus frees no nodes itself: LSan reports any
@@ -597,6 +636,7 @@ int main(void)
 		cmocka_unit_test(test_retained_store_is_bounded),
 		cmocka_unit_test(test_unsubscribe_stops_delivery),
 		cmocka_unit_test(test_sub_free_releases_queued_messages),
+		cmocka_unit_test(test_queue_grows_in_order_up_to_cap),
 		cmocka_unit_test(test_trie_pruned_after_churn),
 	};
 	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);
