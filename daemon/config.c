@@ -130,6 +130,17 @@ static const struct key_desc keys[] = {
 	{"mqtt", "queue", KT_INT, OFF(mqtt_queue), 0, "10000", 16, 10000000, true,
 	 "Frames waiting for the broker; beyond it (or while disconnected) frames are dropped "
 	 "and counted in `labgw_mqtt_dropped_total`."},
+	{"mqtt", "spool", KT_INT, OFF(mqtt_spool), 0, "100000", 0, 100000000, false,
+	 "With `qos = 1`: sandbox frames go through an on-disk spool "
+	 "(`{state_dir}/mqtt-spool.db`) and leave it when the broker acknowledged them, so a "
+	 "broker that is down or restarting loses none. At most this many messages; when full "
+	 "the oldest are dropped and counted in `labgw_mqtt_spool_dropped_total`. 0: no spool. "
+	 "While the broker is away, frames outside the sandboxes' topics are dropped."},
+	{"mqtt", "session_expiry", KT_DURATION, OFF(mqtt_session_expiry_ms), 0, "1h", 0,
+	 4294967000LL, false,
+	 "Persistent broker session of the bridge (clean start off, this session expiry "
+	 "interval), for brokers on a loopback address (e.g. the spawned one); others get a "
+	 "clean session. 0: always a clean session."},
 	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h", 60000,
 	 30LL * 86400000, true,
 	 "How often the secret behind the pseudonyms of unclaimed devices rotates: within one "

@@ -76,6 +76,8 @@ struct config {
 	long long mqtt_qos;
 	uint64_t mqtt_keepalive_ms;
 	long long mqtt_queue;
+	long long mqtt_spool;		 /* messages; 0 = no spool */
+	uint64_t mqtt_session_expiry_ms; /* 0 = clean session */
 
 	/* [privacy] */
 	uint64_t pseudonym_rotation_ms;
