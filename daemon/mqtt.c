@@ -579,6 +579,16 @@ static void misc_cb(uv_timer_t *t)
 	after_call(b, rc, "keepalive");
 }
 
+static void setup_failed(struct mqtt_bridge *b)
+{
+	mosquitto_destroy(b->mosq);
+	bus_sub_free(b->sub);
+	spool_close(b->spool);
+	free(b->mid_seq);
+	free(b->host);
+	free(b);
+}
+
 struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port)
 {
 	const struct config *cfg = d->cfg;
@@ -620,18 +630,25 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	b->sub = bus_sub_new(d->bus, (size_t)cfg->mqtt_queue, bus_wake, b);
 	if (!b->host || !b->mosq || !b->sub) {
 		log_error("mqtt: cannot set up the client");
-		mosquitto_destroy(b->mosq);
-		bus_sub_free(b->sub);
-		free(b->host);
-		free(b);
+		setup_failed(b);
 		return NULL;
 	}
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	if (cfg->mqtt_tls_ca[0] && !d->broker) {
+		int trc = mosquitto_tls_set(b->mosq, cfg->mqtt_tls_ca, NULL, NULL, NULL, NULL);
+		if (trc == MOSQ_ERR_SUCCESS)
+			trc = mosquitto_tls_opts_set(b->mosq, 1 /* verify the broker */, "tlsv1.2",
+						     NULL);
+		if (trc != MOSQ_ERR_SUCCESS) {
+			log_error("mqtt: [mqtt] tls_ca %s: %s", cfg->mqtt_tls_ca,
+				  trc == MOSQ_ERR_ERRNO ? strerror(errno)
+							: mosquitto_strerror(trc));
+			setup_failed(b);
+			return NULL;
+		}
+	}
 	if (set_login(b) < 0) {
-		mosquitto_destroy(b->mosq);
-		bus_sub_free(b->sub);
-		free(b->host);
-		free(b);
+		setup_failed(b);
 		return NULL;
 	}
 	char *will = router_gateway_will(d);

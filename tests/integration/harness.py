@@ -253,7 +253,7 @@ class Daemon:
         return self
 
     def wait_ready(self):
-        m = self.log.wait_for(r"labgwd notice: listening on http://127\.0\.0\.1:(\d+)/")
+        m = self.log.wait_for(r"labgwd notice: listening on https?://127\.0\.0\.1:(\d+)/")
         self.port = int(m.group(1))
         if self.sections["mqtt"]["broker"] == "spawn":
             m = self.log.wait_for(r"labgwd notice: MQTT broker: mqtt://127\.0\.0\.1:(\d+)/")
@@ -393,7 +393,8 @@ class Daemon:
 
     @property
     def ws_url(self):
-        return "ws://127.0.0.1:%d/api/v1/ws" % self.port
+        scheme = "wss" if self.sections["http"].get("tls_cert") else "ws"
+        return "%s://127.0.0.1:%d/api/v1/ws" % (scheme, self.port)
 
 
 def parse_metrics(text):
