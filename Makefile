@@ -192,7 +192,7 @@ asan: deps
 # are the front-ends, the bridge with its spool, durability and the attack
 # tests; `make asan` still runs everything. ASAN_TESTS overrides the list.
 ASAN_TESTS ?= test_ws.py test_http.py test_rest.py test_mqtt.py test_durability.py \
-	test_spool.py
+	test_spool.py test_tls.py test_attacks.py
 check-asan:
 	@$(MAKE) --no-print-directory $(ASAN_VARS) all
 	@$(MAKE) --no-print-directory $(ASAN_VARS) check-unit

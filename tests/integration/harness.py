@@ -306,6 +306,17 @@ class Daemon:
         self.stop_seconds = time.monotonic() - t0
         return rc
 
+    def rss(self):
+        """Resident memory of the process in bytes (from /proc)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
     def sanitizer_findings(self):
         if not self.log:
             return []
