@@ -152,3 +152,70 @@ def test_a_storm_of_10000_websocket_connections(labgwd):
         await c.close()
 
     run(still_serves())
+
+
+def ws_text_frame(obj):
+    """A client's (masked) text frame."""
+    import json as _json
+    data = _json.dumps(obj).encode()
+    mask = os.urandom(4)
+    head = bytes([0x81])
+    if len(data) < 126:
+        head += bytes([0x80 | len(data)])
+    else:
+        head += bytes([0x80 | 126]) + len(data).to_bytes(2, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def stalled_client(port, key):
+    """A session subscribed to every frame that never reads a byte."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(("GET /api/v1/ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
+               "Authorization: Bearer %s\r\n\r\n" % (port, SUBPROTOCOL, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)  # byte by byte: nothing past the answer's head is read
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(ws_text_frame({"op": "sub", "id": 1, "topic": "labgw/v1/adm/#"}))
+    return s
+
+
+def test_100_clients_that_stop_reading_leave_memory_under_the_cap(labgwd):
+    # the cap: send_queue frames per session (shared frames, a pointer each)
+    # plus what libwebsockets holds for one partial write per session
+    d = labgwd(http={"send_queue": 256}, radios={"sim0": {"rate": 2000}})
+    time.sleep(1)
+    rss0 = d.rss()
+    socks = [stalled_client(d.port, d.key) for _ in range(100)]
+    try:
+        samples = []
+        got = []
+
+        async def healthy_reader():
+            c = await WsClient.connect(d)
+            await c.sub("labgw/v1/adm/#")
+            t_end = time.monotonic() + 20
+            while time.monotonic() < t_end:
+                m = await c.recv(timeout=5)
+                if m.get("op") == "frame":
+                    got.append(m)
+                if len(got) % 2000 == 0:
+                    samples.append(d.rss())
+            await c.close()
+
+        run(healthy_reader(), timeout=60)
+        samples.append(d.rss())
+        # (how fast a Python client reads depends on the machine: a floor only)
+        assert len(got) > 2000, "a reading client was starved by the stalled ones"
+        assert d.metric("labgw_ws_dropped_total") > 0, "the stalled sessions dropped nothing?"
+        assert max(samples) < rss0 + 48 * 1024 * 1024, (rss0, samples)
+        # flat: the second half of the run does not grow past the first
+        half = samples[len(samples) // 2:]
+        assert max(half) < max(samples[:len(samples) // 2]) + 8 * 1024 * 1024, samples
+        assert d.metric("labgw_ws_sessions") == 100  # the stalled ones, still there
+    finally:
+        for s in socks:
+            s.close()
