@@ -92,6 +92,7 @@ help:
 	@echo "make check-browser  run the console and kiosk tests in headless Chromium"
 	@echo "make asan       build and test everything with ASan+UBSan (build-asan/)"
 	@echo "make fuzz       run every libFuzzer target for FUZZ_SECONDS (default 30) each"
+	@echo "make soak       the sim at SOAK_RATE frames/s for SOAK_SECONDS (default 600): RSS and fds flat"
 	@echo "make bench      run the benchmarks (JSON results in bench/results/)"
 	@echo "make deps       install the Debian packages the build and tests need"
 	@echo "make fmt        format the C sources with clang-format"
@@ -199,6 +200,14 @@ check-asan:
 	cd tests/integration && LABGW_BUILD=$(abspath build-asan) $(PYTHON) -m pytest -q \
 		$(ASAN_TESTS)
 
+# The long soak: tests/integration/test_soak.py for SOAK_SECONDS at
+# SOAK_RATE frames/s (`make check` runs the same test for 60 s).
+SOAK_SECONDS ?= 600
+SOAK_RATE ?= 2000
+soak: all
+	cd tests/integration && LABGW_BUILD=$(abspath $(BUILD)) LABGW_SOAK_SECONDS=$(SOAK_SECONDS) \
+		LABGW_SOAK_RATE=$(SOAK_RATE) $(PYTHON) -m pytest -q -s test_soak.py
+
 # Part of `make check`: every libFuzzer target briefly (its seed corpus and
 # the regression inputs, then CHECK_FUZZ_SECONDS of fuzzing each).
 CHECK_FUZZ_SECONDS ?= 5
@@ -229,7 +238,7 @@ fuzz: deps
 	@set -e; $(foreach f,$(FUZZERS),fuzz_$(f)_EXTRA="$(fuzz_$(f)_EXTRA)";) \
 	for f in $(FUZZERS); do \
 		eval extra=\"\$$fuzz_$${f}_EXTRA\"; \
-		clang -std=gnu11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CPPFLAGS_ALL) \
+		clang -std=gnu11 -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer $(CPPFLAGS_ALL) $(PKG_CFLAGS) \
 			tests/fuzz/fuzz_$$f.c $$extra build-fuzz/liblabgwd.a $(PKG_LIBS) \
 			$$(pkg-config --libs libnl-genl-3.0) -ldl -lm \
 			-o build-fuzz/fuzz_$$f; \
