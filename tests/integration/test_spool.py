@@ -144,3 +144,14 @@ def test_a_full_spool_drops_its_oldest_and_counts_them(labgwd):
     d.start()
     assert d.log.find(r"mqtt: spool .*mqtt-spool\.db holds 50 messages from before"), \
         d.log.tail()
+
+
+def test_the_spawned_broker_keeps_its_sessions_on_disk(labgwd):
+    d = labgwd(mqtt="spawn")
+    d.wait_mqtt_connected()
+    conf = (d.state_dir / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    assert "persistence true" in conf, conf
+    assert any(l.startswith("persistence_location ") for l in conf), conf
+    # the bridge's session there is a persistent one
+    assert d.log.find(r"mqtt: bridge to 127\.0\.0\.1:\d+ as client labgwd-lab1, user labgwd, "
+                      r"persistent session")
