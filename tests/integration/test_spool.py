@@ -155,3 +155,27 @@ def test_the_spawned_broker_keeps_its_sessions_on_disk(labgwd):
     # the bridge's session there is a persistent one
     assert d.log.find(r"mqtt: bridge to 127\.0\.0\.1:\d+ as client labgwd-lab1, user labgwd, "
                       r"persistent session")
+
+
+def test_kill_9_while_the_spool_is_written_keeps_it_whole(labgwd):
+    import signal
+    import sqlite3
+    d = labgwd(start=False, mqtt="127.0.0.1:1", radios={"sim0": {"rate": 500}})
+    d.sections["mqtt"]["qos"] = 1
+    d.write_config()
+    d.start()
+    d.sandbox(SBX, rights=("observe",))
+    wait_until(lambda: d.metric("labgw_mqtt_spool_messages") > 500, 10, what="a spool to kill")
+    d.expected_returncode = -signal.SIGKILL
+    d.stop(signal.SIGKILL)
+    db = sqlite3.connect(str(d.state_dir / "mqtt-spool.db"))
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        n = db.execute("SELECT count(*) FROM spool").fetchone()[0]
+    finally:
+        db.close()
+    assert n > 500
+    d.expected_returncode = 0
+    d.start()
+    m = d.log.wait_for(r"mqtt: spool .* holds (\d+) messages from before")
+    assert int(m.group(1)) == n
