@@ -105,7 +105,7 @@ async def upgrade(port, key, hold):
         await w.drain()
         head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
         status = int(head.split(b" ", 2)[1])
-        if hold is not None:
+        if hold is not None and status == 101:
             await hold.wait()
         return status
     finally:
@@ -120,6 +120,7 @@ def test_a_storm_of_10000_websocket_connections(labgwd):
         # 10,000 upgrades in waves of 1,000 open at once; in the first wave
         # 2,500 at once, over max_sessions: the rest get 503, nobody hangs
         codes = []
+        t0 = time.monotonic()
         hold = asyncio.Event()
         first = [asyncio.ensure_future(upgrade(d.port, d.key, hold)) for _ in range(2500)]
         await asyncio.sleep(0)
@@ -131,8 +132,10 @@ def test_a_storm_of_10000_websocket_connections(labgwd):
         assert d.metric("labgw_ws_sessions") == 2000
         hold.set()
         codes += await asyncio.gather(*first)
+        t1 = time.monotonic()
         for _ in range(15):
             codes += await asyncio.gather(*(upgrade(d.port, d.key, None) for _ in range(500)))
+        print("storm: first wave %.1f s, the rest %.1f s" % (t1 - t0, time.monotonic() - t1))
         return codes
 
     codes = run(storm(), timeout=300)
@@ -197,19 +200,19 @@ def test_100_clients_that_stop_reading_leave_memory_under_the_cap(labgwd):
         async def healthy_reader():
             c = await WsClient.connect(d)
             await c.sub("labgw/v1/adm/#")
-            t_end = time.monotonic() + 20
+            t_end = time.monotonic() + 10
             while time.monotonic() < t_end:
                 m = await c.recv(timeout=5)
                 if m.get("op") == "frame":
                     got.append(m)
-                if len(got) % 2000 == 0:
+                if len(got) % 1000 == 0:
                     samples.append(d.rss())
             await c.close()
 
         run(healthy_reader(), timeout=60)
         samples.append(d.rss())
         # (how fast a Python client reads depends on the machine: a floor only)
-        assert len(got) > 2000, "a reading client was starved by the stalled ones"
+        assert len(got) > 1000, "a reading client was starved by the stalled ones"
         assert d.metric("labgw_ws_dropped_total") > 0, "the stalled sessions dropped nothing?"
         assert max(samples) < rss0 + 48 * 1024 * 1024, (rss0, samples)
         # flat: the second half of the run does not grow past the first
