@@ -408,6 +408,18 @@ class Daemon:
         return "%s://127.0.0.1:%d/api/v1/ws" % (scheme, self.port)
 
 
+def sanitized():
+    """Whether labgwd is an AddressSanitizer build: its allocator keeps freed
+    memory in quarantine (256 MiB by default), so RSS says nothing there."""
+    global _sanitized
+    if _sanitized is None:
+        _sanitized = b"__asan_init" in LABGWD.read_bytes()
+    return _sanitized
+
+
+_sanitized = None
+
+
 def parse_metrics(text):
     """{'name{labels}': value} from Prometheus text; comments checked too."""
     out = {}

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from harness import SUBPROTOCOL, WsClient, run, wait_until
+from harness import SUBPROTOCOL, WsClient, run, sanitized, wait_until
 
 
 @pytest.fixture
@@ -146,7 +146,8 @@ def test_a_storm_of_10000_websocket_connections(labgwd):
     wait_until(lambda: d.metric("labgw_ws_sessions") == 0, 30, interval=0.2,
                what="every session to be closed")
     wait_until(lambda: d.fd_count() <= fds0 + 2, 10, what="descriptors back (%d)" % fds0)
-    assert d.rss() < rss0 + 64 * 1024 * 1024, (rss0, d.rss())
+    if not sanitized():
+        assert d.rss() < rss0 + 64 * 1024 * 1024, (rss0, d.rss())
 
     async def still_serves():
         c = await WsClient.connect(d)
@@ -214,10 +215,11 @@ def test_100_clients_that_stop_reading_leave_memory_under_the_cap(labgwd):
         # (how fast a Python client reads depends on the machine: a floor only)
         assert len(got) > 1000, "a reading client was starved by the stalled ones"
         assert d.metric("labgw_ws_dropped_total") > 0, "the stalled sessions dropped nothing?"
-        assert max(samples) < rss0 + 48 * 1024 * 1024, (rss0, samples)
-        # flat: the second half of the run does not grow past the first
-        half = samples[len(samples) // 2:]
-        assert max(half) < max(samples[:len(samples) // 2]) + 8 * 1024 * 1024, samples
+        if not sanitized():
+            assert max(samples) < rss0 + 48 * 1024 * 1024, (rss0, samples)
+            # flat: the second half of the run does not grow past the first
+            half = samples[len(samples) // 2:]
+            assert max(half) < max(samples[:len(samples) // 2]) + 8 * 1024 * 1024, samples
         assert d.metric("labgw_ws_sessions") == 100  # the stalled ones, still there
     finally:
         for s in socks:
