@@ -718,11 +718,8 @@ struct http_server *http_server_new(struct labgwd *d)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = cfg->http_tls_cert;
 		info.ssl_private_key_filepath = cfg->http_tls_key;
-		/* TLS 1.2 or later; for 1.2 only forward-secret AEAD suites
-		 * (1.3 has nothing else) */
-		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+		/* TLS 1.2 or later */
+		info.ssl_cipher_list = LABGW_TLS12_CIPHERS;
 		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
 				       SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
 	}

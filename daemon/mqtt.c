@@ -638,7 +638,7 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 		int trc = mosquitto_tls_set(b->mosq, cfg->mqtt_tls_ca, NULL, NULL, NULL, NULL);
 		if (trc == MOSQ_ERR_SUCCESS)
 			trc = mosquitto_tls_opts_set(b->mosq, 1 /* verify the broker */, "tlsv1.2",
-						     NULL);
+						     LABGW_TLS12_CIPHERS);
 		if (trc != MOSQ_ERR_SUCCESS) {
 			log_error("mqtt: [mqtt] tls_ca %s: %s", cfg->mqtt_tls_ca,
 				  trc == MOSQ_ERR_ERRNO ? strerror(errno)

@@ -173,3 +173,45 @@ def test_the_bridge_refuses_a_broker_its_ca_did_not_sign(labgwd, broker, workdir
     d.log.wait_for(r"certificate verify failed|mqtt: .*(TLS|SSL|tls)", 10)
     assert d.metric("labgw_mqtt_connected") == 0
     assert not d.log.find(r"mqtt: connected to")
+
+
+def handshake(port, ctx):
+    """The TLS version a handshake with 127.0.0.1:port agrees on."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            return s.version()
+
+
+def test_the_spawned_brokers_tls_listener_takes_modern_ciphers_only(labgwd, workdir):
+    cert, key = make_cert(workdir, "spawned")
+    d = labgwd(start=False, mqtt="spawn")
+    d.sections["mqtt"].update({"spawn_listen_tls": "127.0.0.1:0", "tls_cert": cert,
+                               "tls_key": key})
+    d.write_config()
+    d.start()
+    port = int(d.log.wait_for(r"MQTT broker: mqtts://127\.0\.0\.1:(\d+)/").group(1))
+    d.log.wait_for(r"mosquitto: started")
+    wait_until(lambda: _try(handshake, port, client_ctx(cert)), 10, what="the TLS listener")
+    ctx = client_ctx(cert)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        handshake(port, ctx)
+    ctx = client_ctx(cert)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        handshake(port, ctx)
+    ctx = client_ctx(cert)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-CHACHA20-POLY1305")
+    assert handshake(port, ctx) == "TLSv1.2"
+
+
+def _try(fn, *a):
+    try:
+        return fn(*a)
+    except (OSError, ssl.SSLError):
+        return None
