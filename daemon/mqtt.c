@@ -157,12 +157,14 @@ static bool spooled(const struct mqtt_bridge *b, const struct bus_msg *m)
 	return b->spool && !m->retained && !strncmp(m->topic, "labgw/v1/sbx/", 13);
 }
 
-/* Hand spooled messages to libmosquitto. Those it has keep their place in
- * its queue across a reconnect (it sends them again itself); they leave the
- * spool at their PUBACK (on_publish). */
-static void spool_send(struct mqtt_bridge *b, unsigned *n)
+/* Hand spooled messages to libmosquitto, up to DRAIN_BATCH a turn (a budget
+ * of their own: a busy bus does not keep the spool from draining). Those it
+ * has keep their place in its queue across a reconnect (it sends them again
+ * itself); they leave the spool at their PUBACK (on_publish). */
+static void spool_send(struct mqtt_bridge *b)
 {
-	while (b->connected && b->inflight < MAX_INFLIGHT && *n < DRAIN_BATCH) {
+	unsigned n = 0;
+	while (b->connected && b->inflight < MAX_INFLIGHT && n < DRAIN_BATCH) {
 		uint64_t seq;
 		char *topic;
 		void *payload;
@@ -177,7 +179,7 @@ static void spool_send(struct mqtt_bridge *b, unsigned *n)
 					      NULL);
 		free(topic);
 		free(payload);
-		(*n)++;
+		n++;
 		if (rc != MOSQ_ERR_SUCCESS) {
 			after_call(b, rc, "publish");
 			break;
@@ -232,7 +234,7 @@ static void drain_cb(uv_idle_t *h)
 	}
 	if (b->spool) {
 		if (b->spool_pending)
-			spool_send(b, &n);
+			spool_send(b);
 		spool_commit(b->spool);
 	}
 	if (b->poll)
