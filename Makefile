@@ -192,9 +192,10 @@ asan: deps
 # of the code that parses outside input or holds long-lived state, under
 # ASan+UBSan. Measured on the shared 2-core dev machine: the whole
 # integration suite under ASan takes ~10 min (the plain one 6.5 min), too
-# long to add to every check; this subset — the front-ends, the MQTT bridge with its spool (10 s outage
-# here, 30 s in the plain run), durability, TLS and the attack tests — takes
-# ~80 s, plus ~100 s to build build-asan/ from scratch. `make asan` still runs
+# long to add to every check; this subset — the front-ends, the MQTT bridge
+# with its spool (10 s outage here, 30 s in the plain run), durability, TLS
+# and the attack tests — takes ~80 s, plus ~100 s to build build-asan/ from
+# scratch. `make asan` still runs
 # everything. ASAN_TESTS overrides the list; the builds use CHECK_JOBS jobs.
 CHECK_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 ASAN_TESTS ?= test_ws.py test_http.py test_rest.py test_mqtt.py test_durability.py \
