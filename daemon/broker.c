@@ -243,8 +243,9 @@ static void listener_tls(FILE *f, const struct config *cfg)
 	fprintf(f,
 		"certfile %s\n"
 		"keyfile %s\n"
-		"tls_version tlsv1.2\n",
-		cfg->mqtt_tls_cert, cfg->mqtt_tls_key);
+		"tls_version tlsv1.2\n"
+		"ciphers %s\n",
+		cfg->mqtt_tls_cert, cfg->mqtt_tls_key, LABGW_TLS12_CIPHERS);
 }
 
 static int write_conf(struct broker *b)

@@ -87,6 +87,12 @@ static const struct key_desc keys[] = {
 	 "Time a WebSocket client has to authenticate before it is closed with 4401."},
 	{"http", "max_sessions", KT_INT, OFF(http_max_sessions), 0, "10000", 1, 1000000, true,
 	 "Concurrent WebSocket sessions; further upgrades are refused with HTTP 503."},
+	{"http", "tls_cert", KT_PATH_OPT, OFF(http_tls_cert), 0, "", 0, 0, false,
+	 "PEM certificate (chain) of the HTTP/WebSocket server: set, it speaks only HTTPS and "
+	 "`wss://` (TLS 1.2 or later, forward-secret AEAD ciphers only) and sends "
+	 "`Strict-Transport-Security`. Needs `tls_key`."},
+	{"http", "tls_key", KT_PATH_OPT, OFF(http_tls_key), 0, "", 0, 0, false,
+	 "PEM private key of `[http] tls_cert`."},
 	{"mqtt", "broker", KT_BROKER, OFF(mqtt_mode), 0, "spawn", 0, 0, true,
 	 "`spawn`: start and supervise a private mosquitto; `host:port`: use that broker; "
 	 "`off`: no MQTT."},
@@ -108,6 +114,10 @@ static const struct key_desc keys[] = {
 	 "readable by labgwd's user."},
 	{"mqtt", "tls_key", KT_PATH_OPT, OFF(mqtt_tls_key), 0, "", 0, 0, true,
 	 "PEM private key of `tls_cert`."},
+	{"mqtt", "tls_ca", KT_PATH_OPT, OFF(mqtt_tls_ca), 0, "", 0, 0, true,
+	 "With `broker = host:port`: PEM CA certificate(s) that signed the broker's certificate; "
+	 "set, the bridge speaks TLS (1.2 or later) to the broker and checks its certificate "
+	 "and name. Empty: plain MQTT."},
 	{"mqtt", "dynsec_plugin", KT_PATH_OPT, OFF(mqtt_dynsec_plugin), 0, "", 0, 0, true,
 	 "mosquitto's dynamic-security plugin, loaded by a spawned broker; empty: Debian's "
 	 "`/usr/lib/{multiarch}/mosquitto_dynamic_security.so`."},
@@ -130,6 +140,17 @@ static const struct key_desc keys[] = {
 	{"mqtt", "queue", KT_INT, OFF(mqtt_queue), 0, "10000", 16, 10000000, true,
 	 "Frames waiting for the broker; beyond it (or while disconnected) frames are dropped "
 	 "and counted in `labgw_mqtt_dropped_total`."},
+	{"mqtt", "spool", KT_INT, OFF(mqtt_spool), 0, "100000", 0, 100000000, false,
+	 "With `qos = 1`: sandbox frames go through an on-disk spool "
+	 "(`{state_dir}/mqtt-spool.db`) and leave it when the broker acknowledged them, so a "
+	 "broker that is down or restarting loses none. At most this many messages; when full "
+	 "the oldest are dropped and counted in `labgw_mqtt_spool_dropped_total`. 0: no spool. "
+	 "While the broker is away, frames outside the sandboxes' topics are dropped."},
+	{"mqtt", "session_expiry", KT_DURATION, OFF(mqtt_session_expiry_ms), 0, "1h", 0,
+	 4294967000LL, false,
+	 "Persistent broker session of the bridge (clean start off, this session expiry "
+	 "interval), for brokers on a loopback address (e.g. the spawned one); others get a "
+	 "clean session. 0: always a clean session."},
 	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h", 60000,
 	 30LL * 86400000, true,
 	 "How often the secret behind the pseudonyms of unclaimed devices rotates: within one "
@@ -463,10 +484,20 @@ static int key_line(const struct parse_state *ps, const char *section, const cha
 	return 0;
 }
 
-/* [mqtt] keys that only make sense together */
+/* [mqtt] (and [http]) keys that only make sense together */
 static void check_mqtt(struct parse_state *ps)
 {
 	const struct config *cfg = ps->cfg;
+	bool hcert = cfg->http_tls_cert[0], hkey = cfg->http_tls_key[0];
+	if (hcert != hkey) {
+		ps->line = key_line(ps, "http", hcert ? "tls_cert" : "tls_key");
+		perr(ps, "http", hcert ? "tls_cert" : "tls_key", "needs `%s` as well",
+		     hcert ? "tls_key" : "tls_cert");
+	}
+	if (cfg->mqtt_tls_ca[0] && cfg->mqtt_mode != MQTT_MODE_EXTERNAL) {
+		ps->line = key_line(ps, "mqtt", "tls_ca");
+		perr(ps, "mqtt", "tls_ca", "only for `broker = host:port`");
+	}
 	bool cert = cfg->mqtt_tls_cert[0], key = cfg->mqtt_tls_key[0];
 	if (cert != key) {
 		ps->line = key_line(ps, "mqtt", cert ? "tls_cert" : "tls_key");

@@ -55,6 +55,8 @@ struct config {
 	uint64_t ws_idle_timeout_ms;
 	uint64_t ws_auth_timeout_ms;
 	long long http_max_sessions;
+	char *http_tls_cert; /* "" = plain HTTP */
+	char *http_tls_key;
 
 	/* [mqtt] */
 	enum mqtt_mode mqtt_mode;
@@ -68,6 +70,7 @@ struct config {
 	int mqtt_spawn_ws_port;
 	char *mqtt_tls_cert; /* "" = none */
 	char *mqtt_tls_key;
+	char *mqtt_tls_ca;	  /* external broker over TLS; "" = plain */
 	char *mqtt_dynsec_plugin; /* "" = Debian's multiarch path */
 	char *mqtt_username;	  /* external broker login; "" = none */
 	char *mqtt_password_file; /* "" = none */
@@ -76,6 +79,8 @@ struct config {
 	long long mqtt_qos;
 	uint64_t mqtt_keepalive_ms;
 	long long mqtt_queue;
+	long long mqtt_spool;		 /* messages; 0 = no spool */
+	uint64_t mqtt_session_expiry_ms; /* 0 = clean session */
 
 	/* [privacy] */
 	uint64_t pseudonym_rotation_ms;

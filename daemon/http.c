@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -18,8 +20,10 @@
 
 #define URL_MAX 1024
 
-/* Headers on every page we serve (issue 11 extends them with TLS ones). */
-static const char security_headers[] =
+/* Headers on every page we serve; over TLS, Strict-Transport-Security too
+ * (set by http_server_new: there is one server per process). */
+static char security_headers[640];
+static const char security_headers_base[] =
 	"content-security-policy: default-src 'self'; script-src 'self'; style-src 'self'; "
 	"img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
 	"base-uri 'none'; form-action 'self'\x0d\x0a"
@@ -128,7 +132,8 @@ static void lws_log(int level, const char *line)
 		"libwebsockets: %s", buf);
 }
 
-/* Start a response with a body; it is written on HTTP_WRITEABLE. */
+/* Start a response with a body and the security headers, plus `extra`;
+ * the body is written on HTTP_WRITEABLE. */
 static int respond(struct lws *wsi, struct http_pss *pss, unsigned status, const char *ctype,
 		   const char *body, size_t len, const char *extra)
 {
@@ -146,11 +151,13 @@ static int respond(struct lws *wsi, struct http_pss *pss, unsigned status, const
 	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
 					(const unsigned char *)"no-store", 8, &p, end))
 		return -1;
-	if (extra) {
-		size_t el = strlen(extra);
+	const char *parts[2] = {security_headers, extra};
+	for (int i = 0; i < 2; i++) {
+		size_t el = parts[i] ? strlen(parts[i]) : 0;
 		if ((size_t)(end - p) < el)
 			return -1;
-		memcpy(p, extra, el);
+		if (el)
+			memcpy(p, parts[i], el);
 		p += el;
 	}
 	if (lws_finalize_write_http_header(wsi, start, &p, end))
@@ -170,8 +177,7 @@ static int respond_problem(struct lws *wsi, struct http_pss *pss, unsigned statu
 	json_decref(o);
 	if (!txt)
 		return -1;
-	int rc = respond(wsi, pss, status, "application/problem+json", txt, strlen(txt),
-			 security_headers);
+	int rc = respond(wsi, pss, status, "application/problem+json", txt, strlen(txt), NULL);
 	free(txt);
 	return rc;
 }
@@ -270,7 +276,7 @@ static int respond_rest(struct http_server *srv, struct lws *wsi, struct http_ps
 			struct rest_response *rs)
 {
 	char extra[1024];
-	snprintf(extra, sizeof(extra), "%s%s%s", security_headers, rs->headers,
+	snprintf(extra, sizeof(extra), "%s%s", rs->headers,
 		 pss->close ? "connection: close\x0d\x0a" : "");
 	if (rs->status >= 400)
 		srv->stats.rest_errors++;
@@ -689,9 +695,35 @@ static const struct lws_protocols protocols[] = {
 	{NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* The certificate and key of [http] load and belong together: checked
+ * here, with OpenSSL's reason, because libwebsockets would start without
+ * its TLS listener. */
+static bool tls_pair_ok(const struct config *cfg)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = "tls_cert";
+	bool ok = ctx && SSL_CTX_use_certificate_chain_file(ctx, cfg->http_tls_cert) == 1;
+	if (ok) {
+		what = "tls_key";
+		ok = SSL_CTX_use_PrivateKey_file(ctx, cfg->http_tls_key, SSL_FILETYPE_PEM) == 1 &&
+		     SSL_CTX_check_private_key(ctx) == 1;
+	}
+	if (!ok) {
+		char err[256];
+		ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+		log_error("cannot serve HTTPS: [http] %s %s: %s", what,
+			  !strcmp(what, "tls_cert") ? cfg->http_tls_cert : cfg->http_tls_key, err);
+	}
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return ok;
+}
+
 struct http_server *http_server_new(struct labgwd *d)
 {
 	const struct config *cfg = d->cfg;
+	if (cfg->http_tls_cert[0] && !tls_pair_ok(cfg))
+		return NULL;
 	struct http_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return NULL;
@@ -722,11 +754,31 @@ struct http_server *http_server_new(struct labgwd *d)
 	info.server_string = "labgwd";
 	info.timeout_secs = 20;
 	info.max_http_header_data = 8192;
+	snprintf(security_headers, sizeof(security_headers), "%s%s", security_headers_base,
+		 cfg->http_tls_cert[0] ? "strict-transport-security: max-age=31536000\x0d\x0a"
+				       : "");
+	if (cfg->http_tls_cert[0]) {
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info.ssl_cert_filepath = cfg->http_tls_cert;
+		info.ssl_private_key_filepath = cfg->http_tls_key;
+		/* TLS 1.2 or later */
+		info.ssl_cipher_list = LABGW_TLS12_CIPHERS;
+		info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+				       SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+	}
 	srv->ctx = lws_create_context(&info);
 	if (!srv->ctx) {
-		log_error("cannot serve HTTP on %s:%d (address in use, or not an address of this "
-			  "machine?)",
-			  cfg->http_host, cfg->http_port);
+		if (cfg->http_tls_cert[0])
+			log_error("cannot serve HTTPS on %s:%d (address in use, not an address of "
+				  "this machine, or [http] tls_cert %s / tls_key %s unreadable or "
+				  "not a matching pair?)",
+				  cfg->http_host, cfg->http_port, cfg->http_tls_cert,
+				  cfg->http_tls_key);
+		else
+			log_error(
+				"cannot serve HTTP on %s:%d (address in use, or not an address of "
+				"this machine?)",
+				cfg->http_host, cfg->http_port);
 		free(srv);
 		return NULL;
 	}

@@ -297,9 +297,9 @@ static int http_start(struct labgwd *d)
 	const char *h = d->cfg->http_host;
 	bool any = !strcmp(h, "0.0.0.0") || !strcmp(h, "::");
 	bool v6 = strchr(h, ':') != NULL;
-	log_notice("listening on http://%s%s%s:%d/ (WebSocket API at /api/v1/ws)",
-		   v6 && !any ? "[" : "", any ? "127.0.0.1" : h, v6 && !any ? "]" : "",
-		   http_server_port(d->http));
+	log_notice("listening on %s://%s%s%s:%d/ (WebSocket API at /api/v1/ws)",
+		   d->cfg->http_tls_cert[0] ? "https" : "http", v6 && !any ? "[" : "",
+		   any ? "127.0.0.1" : h, v6 && !any ? "]" : "", http_server_port(d->http));
 	return 0;
 }
 
@@ -394,7 +394,7 @@ static bool mqtt_changed(const struct config *a, const struct config *b)
 	       strcmp(a->mqtt_spawn_ws_host, b->mqtt_spawn_ws_host) ||
 	       a->mqtt_spawn_ws_port != b->mqtt_spawn_ws_port ||
 	       strcmp(a->mqtt_tls_cert, b->mqtt_tls_cert) ||
-	       strcmp(a->mqtt_tls_key, b->mqtt_tls_key) ||
+	       strcmp(a->mqtt_tls_key, b->mqtt_tls_key) || strcmp(a->mqtt_tls_ca, b->mqtt_tls_ca) ||
 	       strcmp(a->mqtt_dynsec_plugin, b->mqtt_dynsec_plugin) ||
 	       strcmp(a->mqtt_username, b->mqtt_username) ||
 	       strcmp(a->mqtt_password_file, b->mqtt_password_file) ||

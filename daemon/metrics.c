@@ -111,6 +111,23 @@ char *metrics_render(struct labgwd *d, size_t *len)
 	value(&sb, "labgw_mqtt_dropped_total", ms.dropped);
 	family(&sb, "labgw_mqtt_queue", "gauge", "Messages waiting for the broker.");
 	value(&sb, "labgw_mqtt_queue", ms.queued);
+	family(&sb, "labgw_mqtt_spool_max", "gauge",
+	       "Bound of the bridge's on-disk spool in messages (0: no spool).");
+	value(&sb, "labgw_mqtt_spool_max", ms.spool_max);
+	family(&sb, "labgw_mqtt_spool_messages", "gauge",
+	       "Messages in the spool: not yet acknowledged by the broker.");
+	value(&sb, "labgw_mqtt_spool_messages", ms.spool_count);
+	family(&sb, "labgw_mqtt_spool_written_total", "counter", "Messages written to the spool.");
+	value(&sb, "labgw_mqtt_spool_written_total", ms.spool_written);
+	family(&sb, "labgw_mqtt_spool_acked_total", "counter",
+	       "Spooled messages the broker acknowledged.");
+	value(&sb, "labgw_mqtt_spool_acked_total", ms.spool_acked);
+	family(&sb, "labgw_mqtt_spool_dropped_total", "counter",
+	       "Oldest spooled messages dropped because the spool was full.");
+	value(&sb, "labgw_mqtt_spool_dropped_total", ms.spool_dropped);
+	family(&sb, "labgw_mqtt_spool_errors_total", "counter",
+	       "Messages that could not be written to the spool (disk full, ...).");
+	value(&sb, "labgw_mqtt_spool_errors_total", ms.spool_errors);
 	family(&sb, "labgw_mqtt_requests_total", "counter", "Client requests received over MQTT.");
 	value(&sb, "labgw_mqtt_requests_total", ms.requests);
 	family(&sb, "labgw_mqtt_acl_ok", "gauge",

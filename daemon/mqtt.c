@@ -18,6 +18,7 @@
 #include "policy.h"
 #include "router.h"
 #include "sandbox.h"
+#include "spool.h"
 #include "topic.h"
 #include "util.h"
 
@@ -54,6 +55,12 @@ struct mqtt_bridge {
 	char username[128];    /* "" = no login */
 	struct dynsec *dynsec; /* the daemon's, while attached */
 	bool refused_logged;
+	/* sandbox frames at QoS 1 (spool.h); NULL: they go straight out */
+	struct spool *spool;
+	uint64_t *mid_seq;   /* spool seq of each message id in flight, 0: none */
+	uint64_t spool_sent; /* highest seq handed to libmosquitto */
+	bool spool_pending;  /* there may be spooled messages not yet handed over */
+	bool session;	     /* clean start off, session expiry on the CONNECT */
 };
 
 static void poll_close_cb(uv_handle_t *h)
@@ -145,21 +152,78 @@ static void sync_poll(struct mqtt_bridge *b)
 	}
 }
 
+static bool spooled(const struct mqtt_bridge *b, const struct bus_msg *m)
+{
+	return b->spool && !m->retained && !strncmp(m->topic, "labgw/v1/sbx/", 13);
+}
+
+/* Hand spooled messages to libmosquitto, up to DRAIN_BATCH a turn (a budget
+ * of their own: a busy bus does not keep the spool from draining). Those it
+ * has keep their place in its queue across a reconnect (it sends them again
+ * itself); they leave the spool at their PUBACK (on_publish). */
+static void spool_send(struct mqtt_bridge *b)
+{
+	unsigned n = 0;
+	while (b->connected && b->inflight < MAX_INFLIGHT && n < DRAIN_BATCH) {
+		uint64_t seq;
+		char *topic;
+		void *payload;
+		size_t len;
+		int r = spool_next(b->spool, b->spool_sent, &seq, &topic, &payload, &len);
+		if (r <= 0) {
+			b->spool_pending = false;
+			break;
+		}
+		int mid = 0;
+		int rc = mosquitto_publish_v5(b->mosq, &mid, topic, (int)len, payload, 1, false,
+					      NULL);
+		free(topic);
+		free(payload);
+		n++;
+		if (rc != MOSQ_ERR_SUCCESS) {
+			after_call(b, rc, "publish");
+			break;
+		}
+		b->spool_sent = seq;
+		b->mid_seq[(uint16_t)mid] = seq;
+		b->inflight++;
+		b->st.published++;
+	}
+}
+
 static void drain_cb(uv_idle_t *h)
 {
 	struct mqtt_bridge *b = h->data;
 	unsigned n = 0;
-	while (b->connected && b->inflight < MAX_INFLIGHT && n < DRAIN_BATCH) {
+	if (b->spool)
+		spool_begin(b->spool);
+	while (n < DRAIN_BATCH) {
+		bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
+		/* while the link is down, the spool takes what is for it */
+		if (!can_send && !(b->spool && !b->connected))
+			break;
 		uint64_t dropped;
 		struct bus_msg *m = bus_sub_pop(b->sub, &dropped);
 		b->st.dropped += dropped;
 		if (!m)
 			break;
+		n++;
+		if (spooled(b, m)) {
+			if (spool_append(b->spool, m->topic, m->frame->json, m->frame->json_len) ==
+			    0)
+				b->spool_pending = true;
+			bus_msg_unref(m);
+			continue;
+		}
+		if (!can_send) {
+			b->st.dropped++;
+			bus_msg_unref(m);
+			continue;
+		}
 		int qos = m->retained ? 1 : (int)b->d->cfg->mqtt_qos;
 		int rc = mosquitto_publish_v5(b->mosq, NULL, m->topic, (int)m->frame->json_len,
 					      m->frame->json, qos, m->retained, NULL);
 		bus_msg_unref(m);
-		n++;
 		if (rc != MOSQ_ERR_SUCCESS) {
 			b->st.dropped++;
 			after_call(b, rc, "publish");
@@ -168,16 +232,27 @@ static void drain_cb(uv_idle_t *h)
 		b->inflight++;
 		b->st.published++;
 	}
+	if (b->spool) {
+		if (b->spool_pending)
+			spool_send(b);
+		spool_commit(b->spool);
+	}
 	if (b->poll)
 		sync_poll(b);
-	if (!b->connected || b->inflight >= MAX_INFLIGHT || !bus_sub_pending(b->sub))
+	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
+	bool more = (bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
+		    (can_send && b->spool_pending);
+	if (!more || b->shutting_down)
 		uv_idle_stop(&b->drain);
 }
 
 static void wake_drain(struct mqtt_bridge *b)
 {
-	if (b->connected && !b->shutting_down && b->inflight < MAX_INFLIGHT &&
-	    bus_sub_pending(b->sub))
+	if (b->shutting_down)
+		return;
+	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
+	if ((bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
+	    (can_send && b->spool_pending))
 		uv_idle_start(&b->drain, drain_cb);
 }
 
@@ -192,6 +267,15 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason,
 	struct mqtt_bridge *b = ud;
 	if (b->inflight)
 		b->inflight--;
+	if (b->spool && mid >= 0 && b->mid_seq[(uint16_t)mid]) {
+		/* acknowledged; a refusal (reason >= 0x80) would be the same
+		 * answer again, so the message leaves the spool either way */
+		if (reason >= 0x80)
+			log_debug("mqtt: broker refused a spooled message: %s",
+				  mosquitto_reason_string(reason));
+		spool_ack(b->spool, b->mid_seq[(uint16_t)mid]);
+		b->mid_seq[(uint16_t)mid] = 0;
+	}
 	wake_drain(b);
 }
 
@@ -219,7 +303,11 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 	b->inflight = 0;
 	b->st.connects++;
 	b->refused_logged = false;
-	log_notice("mqtt: connected to %s:%d", b->host, b->port);
+	log_notice("mqtt: connected to %s:%d%s", b->host, b->port,
+		   !b->session			       ? ""
+		   : (flags & 1) /* session present */ ? " (session resumed)"
+						       : " (new session)");
+	b->spool_pending = b->spool != NULL;
 	mosquitto_subscribe_v5(b->mosq, NULL, b->topic_req_tx, 1, 0, NULL);
 	mosquitto_subscribe_v5(b->mosq, NULL, POLICY_REQ_FILTER, 1, 0, NULL);
 	if (b->dynsec) {
@@ -444,8 +532,20 @@ static void connect_now(struct mqtt_bridge *b)
 {
 	/* non-blocking connect; a host name is resolved here, so brokers are
 	 * best given as addresses */
-	int rc = mosquitto_connect_bind_async(b->mosq, b->host, b->port,
-					      (int)(b->d->cfg->mqtt_keepalive_ms / 1000), NULL);
+	int keepalive = (int)(b->d->cfg->mqtt_keepalive_ms / 1000);
+	int rc;
+	if (b->session) {
+		/* libmosquitto sends CONNECT properties (the session expiry)
+		 * only from its blocking connect: used for loopback brokers
+		 * only, where connect() answers at once */
+		mosquitto_property *props = NULL;
+		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+					     (uint32_t)(b->d->cfg->mqtt_session_expiry_ms / 1000));
+		rc = mosquitto_connect_bind_v5(b->mosq, b->host, b->port, keepalive, NULL, props);
+		mosquitto_property_free_all(&props);
+	} else {
+		rc = mosquitto_connect_bind_async(b->mosq, b->host, b->port, keepalive, NULL);
+	}
 	if (rc != MOSQ_ERR_SUCCESS) {
 		log_debug("mqtt: connect to %s:%d: %s", b->host, b->port,
 			  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
@@ -481,6 +581,16 @@ static void misc_cb(uv_timer_t *t)
 	after_call(b, rc, "keepalive");
 }
 
+static void setup_failed(struct mqtt_bridge *b)
+{
+	mosquitto_destroy(b->mosq);
+	bus_sub_free(b->sub);
+	spool_close(b->spool);
+	free(b->mid_seq);
+	free(b->host);
+	free(b);
+}
+
 struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port)
 {
 	const struct config *cfg = d->cfg;
@@ -499,14 +609,30 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	snprintf(b->topic_req_tx, sizeof(b->topic_req_tx), POLICY_TX_FILTER_FMT, cfg->gw_id);
 	snprintf(b->state_topic, sizeof(b->state_topic), "labgw/v1/gw/%s/state", cfg->gw_id);
 
-	b->mosq = mosquitto_new(client_id, true, b);
+	/* a persistent session needs the expiry on the CONNECT (see
+	 * connect_now): loopback brokers, e.g. the spawned one */
+	b->session =
+		cfg->mqtt_session_expiry_ms > 0 &&
+		(!strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost"));
+	b->mosq = mosquitto_new(client_id, !b->session, b);
+	if (cfg->mqtt_qos == 1 && cfg->mqtt_spool > 0) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/mqtt-spool.db", cfg->state_dir);
+		b->spool = spool_open(path, (uint64_t)cfg->mqtt_spool);
+		b->mid_seq = calloc(65536, sizeof(*b->mid_seq));
+		if (!b->spool || !b->mid_seq) {
+			log_error("mqtt: the spool cannot be used: sandbox frames go out "
+				  "unspooled");
+			spool_close(b->spool);
+			b->spool = NULL;
+			free(b->mid_seq);
+			b->mid_seq = NULL;
+		}
+	}
 	b->sub = bus_sub_new(d->bus, (size_t)cfg->mqtt_queue, bus_wake, b);
 	if (!b->host || !b->mosq || !b->sub) {
 		log_error("mqtt: cannot set up the client");
-		mosquitto_destroy(b->mosq);
-		bus_sub_free(b->sub);
-		free(b->host);
-		free(b);
+		setup_failed(b);
 		return NULL;
 	}
 	mosquitto_int_option(b->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
@@ -515,11 +641,21 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	 * loop iteration of the busy daemon (the broker's receive maximum,
 	 * when it sends one, still caps it) */
 	mosquitto_int_option(b->mosq, MOSQ_OPT_SEND_MAXIMUM, MAX_INFLIGHT);
+	if (cfg->mqtt_tls_ca[0] && !d->broker) {
+		int trc = mosquitto_tls_set(b->mosq, cfg->mqtt_tls_ca, NULL, NULL, NULL, NULL);
+		if (trc == MOSQ_ERR_SUCCESS)
+			trc = mosquitto_tls_opts_set(b->mosq, 1 /* verify the broker */, "tlsv1.2",
+						     LABGW_TLS12_CIPHERS);
+		if (trc != MOSQ_ERR_SUCCESS) {
+			log_error("mqtt: [mqtt] tls_ca %s: %s", cfg->mqtt_tls_ca,
+				  trc == MOSQ_ERR_ERRNO ? strerror(errno)
+							: mosquitto_strerror(trc));
+			setup_failed(b);
+			return NULL;
+		}
+	}
 	if (set_login(b) < 0) {
-		mosquitto_destroy(b->mosq);
-		bus_sub_free(b->sub);
-		free(b->host);
-		free(b);
+		setup_failed(b);
 		return NULL;
 	}
 	char *will = router_gateway_will(d);
@@ -555,8 +691,9 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 		dynsec_attach(d->dynsec, &link);
 		b->dynsec = d->dynsec;
 	}
-	log_info("mqtt: bridge to %s:%d as client %s%s%s", host, port, client_id,
-		 b->username[0] ? ", user " : "", b->username);
+	log_info("mqtt: bridge to %s:%d as client %s%s%s%s%s", host, port, client_id,
+		 b->username[0] ? ", user " : "", b->username,
+		 b->session ? ", persistent session" : "", b->spool ? ", spooled" : "");
 	connect_now(b);
 	return b;
 }
@@ -566,6 +703,17 @@ void mqtt_bridge_get_stats(const struct mqtt_bridge *b, struct mqtt_stats *st)
 	*st = b->st;
 	st->connected = b->connected;
 	st->queued = b->sub ? bus_sub_pending(b->sub) : 0;
+	if (b->spool) {
+		struct spool_stats ss;
+		spool_get_stats(b->spool, &ss);
+		st->spool_on = true;
+		st->spool_max = ss.max;
+		st->spool_count = ss.count;
+		st->spool_written = ss.written;
+		st->spool_acked = ss.acked;
+		st->spool_dropped = ss.dropped;
+		st->spool_errors = ss.errors;
+	}
 	if (b->dynsec) {
 		struct dynsec_stats ds;
 		dynsec_get_stats(b->dynsec, &ds);
@@ -588,12 +736,20 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 		/* what is queued goes out first, as far as the socket takes it */
 		while (bus_sub_pending(b->sub) && b->inflight < MAX_INFLIGHT && b->connected)
 			drain_cb(&b->drain);
+		/* PUBACKs already in the socket let their messages leave the spool */
+		if (b->spool && b->connected)
+			mosquitto_loop_read(b->mosq, 16);
 		b->connected = false;
 		mosquitto_disconnect_v5(b->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
 		mosquitto_loop_write(b->mosq, 16);
 		log_info("mqtt: disconnected from %s:%d", b->host, b->port);
 	}
 	b->connected = false;
+	if (b->spool) {
+		/* what is still queued for the spool goes there, for the next start */
+		while (bus_sub_pending(b->sub))
+			drain_cb(&b->drain);
+	}
 	if (b->poll) {
 		uv_close((uv_handle_t *)b->poll, poll_close_cb);
 		b->poll = NULL;
@@ -610,6 +766,8 @@ void mqtt_bridge_free(struct mqtt_bridge *b)
 	if (!b)
 		return;
 	mosquitto_destroy(b->mosq);
+	spool_close(b->spool);
+	free(b->mid_seq);
 	free(b->host);
 	free(b);
 }

@@ -24,6 +24,9 @@ struct mqtt_stats {
 	uint64_t dropped;     /* messages dropped: queue full or not connected */
 	uint64_t queued;      /* messages waiting now */
 	uint64_t requests;    /* client requests received */
+	/* the spool (spool.h) */
+	bool spool_on;
+	uint64_t spool_max, spool_count, spool_written, spool_acked, spool_dropped, spool_errors;
 	/* keys on the broker (dynsec.h) */
 	bool acl_ok;		/* the broker's dynamic-security plugin answered */
 	uint64_t dynsec_sent;	/* its commands sent */

@@ -11,6 +11,14 @@
 #define ARRAY_SIZE(a)			(sizeof(a) / sizeof((a)[0]))
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
+/* TLS 1.2 cipher suites of every TLS endpoint (HTTPS, the spawned broker's
+ * listeners, the bridge): forward-secret (ECDHE) AEAD only; TLS 1.3 has
+ * nothing else. */
+#define LABGW_TLS12_CIPHERS                                                                        \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-"        \
+	"SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-"     \
+	"POLY1305"
+
 /* A growable byte buffer, always NUL-terminated. On allocation failure the
  * buffer is marked failed and further appends are ignored. */
 struct strbuf {

@@ -245,9 +245,18 @@ static void op_sub(struct ws_session *s, const struct ws_op *op)
 	struct labgwd *d = http__daemon(s->srv);
 	struct api_error err;
 	if (!topic_filter_valid(op->topic)) {
-		reply_error(s, op->id, "BAD_REQUEST",
-			    "not a valid topic filter ('+' and a final '#' only as whole levels)",
-			    -1);
+		unsigned levels = 1;
+		for (const char *c = op->topic; *c; c++)
+			levels += *c == '/';
+		char msg[128];
+		if (levels > TOPIC_MAX_LEVELS)
+			snprintf(msg, sizeof(msg), "topic filter has %u levels; at most %d", levels,
+				 TOPIC_MAX_LEVELS);
+		else
+			snprintf(msg, sizeof(msg),
+				 "not a valid topic filter ('+' and a final '#' "
+				 "only as whole levels)");
+		reply_error(s, op->id, "BAD_REQUEST", msg, -1);
 		return;
 	}
 	if (!sandboxes_may_read(d->sandboxes, &s->who, op->topic, &err)) {

@@ -253,7 +253,7 @@ class Daemon:
         return self
 
     def wait_ready(self):
-        m = self.log.wait_for(r"labgwd notice: listening on http://127\.0\.0\.1:(\d+)/")
+        m = self.log.wait_for(r"labgwd notice: listening on https?://127\.0\.0\.1:(\d+)/")
         self.port = int(m.group(1))
         if self.sections["mqtt"]["broker"] == "spawn":
             m = self.log.wait_for(r"labgwd notice: MQTT broker: mqtt://127\.0\.0\.1:(\d+)/")
@@ -305,6 +305,17 @@ class Daemon:
         rc = self.wait(timeout)
         self.stop_seconds = time.monotonic() - t0
         return rc
+
+    def rss(self):
+        """Resident memory of the process in bytes (from /proc)."""
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
     def sanitizer_findings(self):
         if not self.log:
@@ -393,7 +404,20 @@ class Daemon:
 
     @property
     def ws_url(self):
-        return "ws://127.0.0.1:%d/api/v1/ws" % self.port
+        scheme = "wss" if self.sections["http"].get("tls_cert") else "ws"
+        return "%s://127.0.0.1:%d/api/v1/ws" % (scheme, self.port)
+
+
+def sanitized():
+    """Whether labgwd is an AddressSanitizer build: its allocator keeps freed
+    memory in quarantine (256 MiB by default), so RSS says nothing there."""
+    global _sanitized
+    if _sanitized is None:
+        _sanitized = b"__asan_init" in LABGWD.read_bytes()
+    return _sanitized
+
+
+_sanitized = None
 
 
 def parse_metrics(text):

@@ -328,3 +328,16 @@ def test_post_gets_a_complete_405(labgwd, site):
     for method in ("PUT", "DELETE", "PATCH"):
         status, hdrs, data = d.http("/healthz", method=method)
         assert_problem(status, hdrs, data, 405, "BAD_REQUEST")
+
+
+def test_every_kind_of_answer_carries_the_security_headers(labgwd, site):
+    root, _ = site
+    d = labgwd(web_root=root)
+    auth = {"Authorization": "Bearer " + d.key}
+    for path, headers in [("/healthz", {}), ("/metrics", {}), ("/api/v1/openapi.json", {}),
+                          ("/api/v1/gateway", auth), ("/api/v1/gateway", {}),
+                          ("/no/such/file", {}), ("/api/v1/ws", {})]:
+        status, hdrs, _ = d.http(path, headers=headers)
+        assert status < 600, path
+        assert_security_headers(hdrs)
+        assert "strict-transport-security" not in hdrs  # only over TLS

@@ -149,6 +149,8 @@ static void check_defaults(const struct config *c)
 	assert_int_equal(c->ws_idle_timeout_ms, 60000);
 	assert_int_equal(c->ws_auth_timeout_ms, 5000);
 	assert_int_equal(c->http_max_sessions, 10000);
+	assert_string_equal(c->http_tls_cert, "");
+	assert_string_equal(c->http_tls_key, "");
 	assert_int_equal(c->mqtt_mode, MQTT_MODE_SPAWN);
 	assert_null(c->mqtt_host);
 	assert_string_equal(c->mqtt_spawn_host, "127.0.0.1");
@@ -158,12 +160,15 @@ static void check_defaults(const struct config *c)
 	assert_int_equal(c->mqtt_qos, 0);
 	assert_int_equal(c->mqtt_keepalive_ms, 30000);
 	assert_int_equal(c->mqtt_queue, 10000);
+	assert_int_equal(c->mqtt_spool, 100000);
+	assert_int_equal(c->mqtt_session_expiry_ms, 3600000);
 	assert_string_equal(c->mqtt_spawn_tls_host, "");
 	assert_int_equal(c->mqtt_spawn_tls_port, -1);
 	assert_string_equal(c->mqtt_spawn_ws_host, "");
 	assert_int_equal(c->mqtt_spawn_ws_port, -1);
 	assert_string_equal(c->mqtt_tls_cert, "");
 	assert_string_equal(c->mqtt_tls_key, "");
+	assert_string_equal(c->mqtt_tls_ca, "");
 	assert_string_equal(c->mqtt_dynsec_plugin, "");
 	assert_string_equal(c->mqtt_username, "");
 	assert_string_equal(c->mqtt_password_file, "");
@@ -641,12 +646,15 @@ static const char *const all_keys[][2] = {
 	{"http", "idle_timeout"},
 	{"http", "auth_timeout"},
 	{"http", "max_sessions"},
+	{"http", "tls_cert"},
+	{"http", "tls_key"},
 	{"mqtt", "broker"},
 	{"mqtt", "spawn_listen"},
 	{"mqtt", "spawn_listen_tls"},
 	{"mqtt", "spawn_listen_ws"},
 	{"mqtt", "tls_cert"},
 	{"mqtt", "tls_key"},
+	{"mqtt", "tls_ca"},
 	{"mqtt", "dynsec_plugin"},
 	{"mqtt", "mosquitto"},
 	{"mqtt", "username"},
@@ -655,6 +663,8 @@ static const char *const all_keys[][2] = {
 	{"mqtt", "qos"},
 	{"mqtt", "keepalive"},
 	{"mqtt", "queue"},
+	{"mqtt", "spool"},
+	{"mqtt", "session_expiry"},
 	{"privacy", "pseudonym_rotation"},
 	{"privacy", "observe_payload"},
 	{"history", "max_frames"},

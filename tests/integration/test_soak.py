@@ -1,0 +1,61 @@
+"""Compressed soak (issue 11): the sim radio at a high rate for
+LABGW_SOAK_SECONDS (30 in `make check`; `make soak` runs 600), with
+WebSocket readers that come and go, a persistent reader, and the spawned
+broker with an MQTT subscriber. RSS and the descriptor count are sampled;
+after a warm-up both must be flat."""
+
+import os
+import time
+
+from harness import WsClient, run, sanitized
+
+SECONDS = float(os.environ.get("LABGW_SOAK_SECONDS", "30"))
+RATE = int(os.environ.get("LABGW_SOAK_RATE", "2000"))
+
+
+def test_soak_rss_and_descriptors_stay_flat(labgwd, mqtt_client):
+    d = labgwd(mqtt="spawn", radios={"sim0": {"rate": RATE}},
+               http={"send_queue": 1024})
+    d.wait_mqtt_connected()
+    sub = mqtt_client(d.mqtt_port, "labgw/v1/adm/#", **d.mqtt_admin_login())
+    key = d.sandbox("soak", rights=("rx", "observe"))
+    samples = []  # (t, rss, fds)
+    got = [0]
+
+    async def soak():
+        t0 = time.monotonic()
+        steady = await WsClient.connect(d)
+        await steady.sub("labgw/v1/adm/#")
+        next_sample = t0
+        churn = 0
+        while time.monotonic() - t0 < SECONDS:
+            m = await steady.recv(timeout=5)
+            got[0] += m.get("op") == "frame"
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((now - t0, d.rss(), d.fd_count()))
+                next_sample += max(SECONDS / 30, 1)
+                # a short-lived client each sample: sessions come and go
+                c = await WsClient.connect(d, key=key)
+                await c.sub("labgw/v1/sbx/soak/#", since="lab1-0000000000000000")
+                await c.close()
+                d.api("GET", "/api/v1/sandboxes/soak/frames?limit=100", key=key, expect=200)
+                churn += 1
+        await steady.close()
+        return churn
+
+    churn = run(soak(), timeout=SECONDS + 120)
+    assert churn >= 10 and got[0] > SECONDS * 50, (churn, got[0])
+    assert len(sub.snapshot()) > SECONDS * 50
+    # after a warm-up of a third of the run: flat
+    warm = [s for s in samples if s[0] >= SECONDS / 3]
+    rss = [s[1] for s in warm]
+    fds = [s[2] for s in warm]
+    assert max(fds) - min(fds) <= 4, "descriptors grow: %s" % fds
+    # RSS: the last third may not exceed the middle third by more than 10%
+    # (plus 4 MiB of allocator noise)
+    k = len(rss) // 2
+    assert sanitized() or max(rss[k:]) <= max(rss[:k]) * 1.10 + 4 * 1024 * 1024, \
+        "RSS grows: %s" % [r // 1024 for r in rss]
+    print("soak: %d s at %d frames/s: RSS %d..%d KiB, fds %d..%d, %d frames read"
+          % (SECONDS, RATE, min(rss) // 1024, max(rss) // 1024, min(fds), max(fds), got[0]))
