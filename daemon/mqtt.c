@@ -32,6 +32,10 @@
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
 #define PASSWORD_MAX   256
+/* After a broker lost its sessions (on_connect), spooled messages wait this
+ * long before they go out, so that subscribers with persistent sessions,
+ * which the broker forgot as well, can connect and subscribe again first. */
+#define LOST_SESSIONS_HOLD_MS 5000
 
 struct mqtt_bridge {
 	struct labgwd *d;
@@ -57,10 +61,15 @@ struct mqtt_bridge {
 	bool refused_logged;
 	/* sandbox frames at QoS 1 (spool.h); NULL: they go straight out */
 	struct spool *spool;
-	uint64_t *mid_seq;   /* spool seq of each message id in flight, 0: none */
-	uint64_t spool_sent; /* highest seq handed to libmosquitto */
-	bool spool_pending;  /* there may be spooled messages not yet handed over */
-	bool session;	     /* clean start off, session expiry on the CONNECT */
+	uint64_t *mid_seq;	 /* spool seq of each message id in flight, 0: none */
+	uint64_t spool_sent;	 /* highest seq handed to libmosquitto */
+	bool spool_pending;	 /* there may be spooled messages not yet handed over */
+	bool session;		 /* clean start off, session expiry on the CONNECT */
+	bool had_session;	 /* a connect of this run left our session on the broker */
+	bool spool_held;	 /* LOST_SESSIONS_HOLD_MS running: spooled messages wait */
+	unsigned spool_inflight; /* spooled messages libmosquitto holds unacknowledged */
+	unsigned hold_extended;
+	uv_timer_t hold;
 };
 
 static void poll_close_cb(uv_handle_t *h)
@@ -186,9 +195,16 @@ static void spool_send(struct mqtt_bridge *b)
 		}
 		b->spool_sent = seq;
 		b->mid_seq[(uint16_t)mid] = seq;
+		b->spool_inflight++;
 		b->inflight++;
 		b->st.published++;
 	}
+}
+
+/* Spooled messages wait to be handed over, and may go now. */
+static bool spool_ready(const struct mqtt_bridge *b)
+{
+	return b->spool_pending && !b->spool_held;
 }
 
 static void drain_cb(uv_idle_t *h)
@@ -233,7 +249,7 @@ static void drain_cb(uv_idle_t *h)
 		b->st.published++;
 	}
 	if (b->spool) {
-		if (b->spool_pending)
+		if (spool_ready(b))
 			spool_send(b);
 		spool_commit(b->spool);
 	}
@@ -241,7 +257,7 @@ static void drain_cb(uv_idle_t *h)
 		sync_poll(b);
 	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
 	bool more = (bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
-		    (can_send && b->spool_pending);
+		    (can_send && spool_ready(b));
 	if (!more || b->shutting_down)
 		uv_idle_stop(&b->drain);
 }
@@ -252,8 +268,23 @@ static void wake_drain(struct mqtt_bridge *b)
 		return;
 	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
 	if ((bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
-	    (can_send && b->spool_pending))
+	    (can_send && spool_ready(b)))
 		uv_idle_start(&b->drain, drain_cb);
+}
+
+static void hold_cb(uv_timer_t *t)
+{
+	struct mqtt_bridge *b = t->data;
+	/* on_publish may have moved spool_sent back below messages still in
+	 * flight: those must be acknowledged before spool_send goes on from
+	 * there, or they would go out twice (a broker that never answers
+	 * them is given up on after 10 more seconds) */
+	if (b->spool_inflight && b->hold_extended++ < 20) {
+		uv_timer_start(&b->hold, hold_cb, 500, 0);
+		return;
+	}
+	b->spool_held = false;
+	wake_drain(b);
 }
 
 static void bus_wake(struct bus_sub *sub, void *user_data)
@@ -267,14 +298,27 @@ static void on_publish(struct mosquitto *m, void *ud, int mid, int reason,
 	struct mqtt_bridge *b = ud;
 	if (b->inflight)
 		b->inflight--;
-	if (b->spool && mid >= 0 && b->mid_seq[(uint16_t)mid]) {
-		/* acknowledged; a refusal (reason >= 0x80) would be the same
-		 * answer again, so the message leaves the spool either way */
-		if (reason >= 0x80)
-			log_debug("mqtt: broker refused a spooled message: %s",
-				  mosquitto_reason_string(reason));
-		spool_ack(b->spool, b->mid_seq[(uint16_t)mid]);
+	uint64_t seq = b->spool && mid >= 0 ? b->mid_seq[(uint16_t)mid] : 0;
+	if (seq) {
 		b->mid_seq[(uint16_t)mid] = 0;
+		if (b->spool_inflight)
+			b->spool_inflight--;
+		if (b->spool_held && reason == MQTT_RC_NO_MATCHING_SUBSCRIBERS) {
+			/* libmosquitto's resend, after the broker lost its
+			 * sessions, of what was in flight then: no one has
+			 * subscribed again yet, so it stays, to go out again
+			 * after the hold */
+			if (seq <= b->spool_sent)
+				b->spool_sent = seq - 1;
+		} else {
+			/* acknowledged; a refusal (reason >= 0x80) would be
+			 * the same answer again, so the message leaves the
+			 * spool either way */
+			if (reason >= 0x80)
+				log_debug("mqtt: broker refused a spooled message: %s",
+					  mosquitto_reason_string(reason));
+			spool_ack(b->spool, seq);
+		}
 	}
 	wake_drain(b);
 }
@@ -303,10 +347,34 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 	b->inflight = 0;
 	b->st.connects++;
 	b->refused_logged = false;
+	bool present = flags & 1;
 	log_notice("mqtt: connected to %s:%d%s", b->host, b->port,
-		   !b->session			       ? ""
-		   : (flags & 1) /* session present */ ? " (session resumed)"
-						       : " (new session)");
+		   !b->session ? ""
+		   : present   ? " (session resumed)"
+			       : " (new session)");
+	/* Our session gone although the broker had it: the broker lost its
+	 * state (killed before it saved it, or its store lost), and with it
+	 * the sessions and subscriptions of every other client. What the
+	 * spool sends now would be acknowledged and dropped for want of
+	 * subscribers, so it waits for them to subscribe again. libmosquitto
+	 * sends what it had in flight at the loss again at once; what of that
+	 * finds no subscriber stays in the spool (on_publish). */
+	if (b->session && b->had_session && !present) {
+		log_warning("mqtt: %s:%d lost its sessions (killed, or its store lost)%s", b->host,
+			    b->port,
+			    b->spool
+				    ? "; spooled frames wait 5 s for subscribers to subscribe again"
+				    : "");
+		if (b->spool) {
+			b->spool_held = true;
+			b->hold_extended = 0;
+			uv_timer_start(&b->hold, hold_cb, LOST_SESSIONS_HOLD_MS, 0);
+		}
+	} else if (present && b->spool_held) {
+		b->spool_held = false;
+		uv_timer_stop(&b->hold);
+	}
+	b->had_session = b->session;
 	b->spool_pending = b->spool != NULL;
 	mosquitto_subscribe_v5(b->mosq, NULL, b->topic_req_tx, 1, 0, NULL);
 	mosquitto_subscribe_v5(b->mosq, NULL, POLICY_REQ_FILTER, 1, 0, NULL);
@@ -672,8 +740,9 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 
 	uv_timer_init(d->loop, &b->misc);
 	uv_timer_init(d->loop, &b->reconnect);
+	uv_timer_init(d->loop, &b->hold);
 	uv_idle_init(d->loop, &b->drain);
-	b->misc.data = b->reconnect.data = b->drain.data = b;
+	b->misc.data = b->reconnect.data = b->drain.data = b->hold.data = b;
 	uv_timer_start(&b->misc, misc_cb, 1000, 1000);
 	bus_sub_add(b->sub, "labgw/v1/#");
 	if (d->dynsec) {
@@ -756,6 +825,7 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 	}
 	uv_close((uv_handle_t *)&b->misc, NULL);
 	uv_close((uv_handle_t *)&b->reconnect, NULL);
+	uv_close((uv_handle_t *)&b->hold, NULL);
 	uv_close((uv_handle_t *)&b->drain, NULL);
 	bus_sub_free(b->sub);
 	b->sub = NULL;

@@ -22,6 +22,13 @@
 #define WS_REPLY_PAUSE 64
 /* Live frames written per writable callback at most. */
 #define WS_WRITE_BURST 32
+/* Bytes a session's socket may hold not yet sent. The kernel would take
+ * megabytes from us (the send buffer grows to tcp_wmem's maximum) for a
+ * client that reads slowly, and a pong or close frame written after them
+ * would wait until the client has read them all: seconds, past its ping
+ * timeout. Held back, the backlog waits in the session's queue (bounded by
+ * send_queue, with gap notices), which control frames overtake. */
+#define WS_NOTSENT_LOWAT (64 * 1024)
 
 struct reply {
 	unsigned char *buf; /* LWS_PRE headroom, then len bytes */
@@ -482,6 +489,15 @@ static int write_live(struct ws_session *s, struct http_stats *st)
 	return rc;
 }
 
+/* The session socket's limit of unsent bytes (WS_NOTSENT_LOWAT). */
+static void limit_unsent(struct ws_session *s)
+{
+	int v = WS_NOTSENT_LOWAT;
+	lws_sockfd_type fd = lws_get_socket_fd(s->wsi);
+	if (fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof(v)) < 0)
+		log_debug("ws %s: TCP_NOTSENT_LOWAT: %s", s->peer, strerror(errno));
+}
+
 /* TCP_CORK on the session's socket; false where it does not apply. */
 static bool cork(struct lws *wsi, bool on)
 {
@@ -678,6 +694,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		s = pss->s = session_new(srv, wsi);
 		if (!s)
 			return -1;
+		limit_unsent(s);
 		char key[AUTH_KEY_MAX + 32];
 		int hk = header_key(wsi, key, sizeof(key));
 		if (hk < 0) {

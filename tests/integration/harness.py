@@ -482,12 +482,13 @@ class Broker:
 
 class MqttClient:
     """A paho client running its network loop in a thread; every message is
-    kept as (topic, payload bytes, retain, properties)."""
+    kept as (topic, payload bytes, retain, properties), or, with keep=False
+    (long runs), only counted in `received`."""
 
     _ids = itertools.count()
 
     def __init__(self, port, v5=False, username=None, password=None, transport="tcp",
-                 tls=None, host="127.0.0.1"):
+                 tls=None, host="127.0.0.1", keep=True):
         """username/password: a login (a key: its id and the whole key);
         transport "websockets" for MQTT over WebSocket; tls: keyword
         arguments of paho's tls_set (ca_certs=...)."""
@@ -501,6 +502,8 @@ class MqttClient:
         if tls is not None:
             self.c.tls_set(**tls)
         self.messages = []
+        self.keep = keep
+        self.received = 0
         self.cond = threading.Condition()
         self.connected = threading.Event()
         self.disconnected = threading.Event()  # set when an established link ends
@@ -538,8 +541,10 @@ class MqttClient:
 
     def _on_message(self, c, ud, msg):
         with self.cond:
-            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain),
-                                  getattr(msg, "properties", None)))
+            self.received += 1
+            if self.keep:
+                self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain),
+                                      getattr(msg, "properties", None)))
             self.cond.notify_all()
 
     def connect(self, *topics):

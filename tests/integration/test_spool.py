@@ -2,8 +2,9 @@
 bridge writes sandbox frames to an on-disk spool and lets each go only at
 the broker's PUBACK. A broker that is away for 30 s and comes back with its
 persistent sessions loses none of the frames a persistent-session subscriber
-was to get, and delivers none twice; the spool's bound and what it dropped
-are in the metrics."""
+was to get, and delivers none twice; nor does one killed with SIGKILL, which
+comes back without any session; the spool's bound and what it dropped are
+in the metrics."""
 
 import json
 import os
@@ -35,6 +36,14 @@ class SessionSubscriber:
         self.c.on_connect = self._on_connect
         self.c.on_message = self._on_message
         self.c.connect("127.0.0.1", port, keepalive=10)
+        self.c.loop_start()
+
+    def pause(self):
+        """Stop the network loop: no reconnecting until resume()."""
+        self.c.loop_stop()
+
+    def resume(self):
+        self.c.reconnect()
         self.c.loop_start()
 
     def _on_connect(self, c, ud, flags, rc):
@@ -76,6 +85,21 @@ def history_ids(d, key):
 
 def test_a_broker_away_for_30_s_loses_and_duplicates_no_sandbox_frame(
         labgwd, broker, workdir):
+    outage(labgwd, broker, workdir, killed=False)
+
+
+def test_a_broker_killed_for_30_s_loses_and_duplicates_no_sandbox_frame(
+        labgwd, broker, workdir):
+    """SIGKILL: the broker saves nothing (its autosave is 30 min away) and
+    comes back with no session at all, neither the bridge's nor the
+    subscriber's, nor its subscription. The subscriber comes back a second
+    after the gateway, as a client with a longer backoff than labgwd's
+    does: the spooled frames must wait for it (labgwd sees that the broker
+    lost the sessions), or the broker acknowledges and drops them."""
+    outage(labgwd, broker, workdir, killed=True)
+
+
+def outage(labgwd, broker, workdir, killed):
     persist = os.path.join(workdir, "broker-db")
     os.mkdir(persist)
     extra = "persistence true\npersistence_location %s/\n" % persist
@@ -97,7 +121,11 @@ def test_a_broker_away_for_30_s_loses_and_duplicates_no_sandbox_frame(
         assert m["labgw_mqtt_spool_max"] == 100000
         first = min(sub.ids(), key=id_num)
 
-        b.stop()  # SIGTERM: the broker saves its sessions, as on a restart
+        if killed:
+            b.kill()  # SIGKILL of the broker this test started
+            sub.pause()
+        else:
+            b.stop()  # SIGTERM: the broker saves its sessions, as on a restart
         wait_until(lambda: d.metric("labgw_mqtt_connected") == 0, 5, what="link down")
         time.sleep(OUTAGE / 2)
         held = d.metric("labgw_mqtt_spool_messages")
@@ -107,8 +135,15 @@ def test_a_broker_away_for_30_s_loses_and_duplicates_no_sandbox_frame(
 
         broker(port=port, extra=extra)
         d.wait_mqtt_connected(2, timeout=15)
-        assert d.log.find(r"mqtt: connected to 127\.0\.0\.1:%d \(session resumed\)" % port), \
-            d.log.tail()
+        if killed:
+            assert d.log.find(r"mqtt: connected to 127\.0\.0\.1:%d \(new session\)" % port), \
+                d.log.tail()
+            d.log.wait_for(r"mqtt: 127\.0\.0\.1:%d lost its sessions" % port, 5)
+            time.sleep(1)
+            sub.resume()
+        else:
+            assert d.log.find(
+                r"mqtt: connected to 127\.0\.0\.1:%d \(session resumed\)" % port), d.log.tail()
         wait_until(lambda: d.metric("labgw_mqtt_spool_messages") < 20, 30,
                    what="the spool empties")
         # every frame of the sandbox's history from the first one received
