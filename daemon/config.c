@@ -149,8 +149,8 @@ static const struct key_desc keys[] = {
 	{"mqtt", "session_expiry", KT_DURATION, OFF(mqtt_session_expiry_ms), 0, "1h", 0,
 	 4294967000LL, false,
 	 "Persistent broker session of the bridge (clean start off, this session expiry "
-	 "interval), for brokers on a loopback address (e.g. the spawned one); others get a "
-	 "clean session. 0: always a clean session."},
+	 "interval): the broker keeps the bridge's subscriptions and unacknowledged messages "
+	 "across a reconnect. 0: a clean session at every connect."},
 	{"privacy", "pseudonym_rotation", KT_DURATION, OFF(pseudonym_rotation_ms), 0, "24h", 60000,
 	 30LL * 86400000, true,
 	 "How often the secret behind the pseudonyms of unclaimed devices rotates: within one "

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mosquitto.h>
+#include <pthread.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,16 @@ struct mqtt_bridge {
 	uv_timer_t misc;      /* keepalive, every second */
 	uv_timer_t reconnect; /* backoff */
 	uv_idle_t drain;      /* publishes queued messages, next loop turn */
+	/* the connect runs on a thread of its own (connect_thread); mu guards
+	 * the hand-over of the object between it and the loop */
+	pthread_mutex_t mu;
+	uv_async_t connect_async;		   /* the thread's "done" */
+	bool connecting;			   /* libmosquitto's object is the thread's */
+	bool async_closed;			   /* shut down: the thread does not signal */
+	bool orphaned;				   /* freed while connecting: the thread frees */
+	int connect_keepalive_s, connect_expiry_s; /* read by the thread */
+	int connect_rc;
+	int connect_errno;
 	uint64_t backoff_ms;
 	bool connected;
 	bool shutting_down;
@@ -596,31 +607,87 @@ static int set_login(struct mqtt_bridge *b)
 	return rc == MOSQ_ERR_SUCCESS ? 0 : -EINVAL;
 }
 
-static void connect_now(struct mqtt_bridge *b)
+static void bridge_release(struct mqtt_bridge *b)
 {
-	/* non-blocking connect; a host name is resolved here, so brokers are
-	 * best given as addresses */
-	int keepalive = (int)(b->d->cfg->mqtt_keepalive_ms / 1000);
-	int rc;
-	if (b->session) {
-		/* libmosquitto sends CONNECT properties (the session expiry)
-		 * only from its blocking connect: used for loopback brokers
-		 * only, where connect() answers at once */
-		mosquitto_property *props = NULL;
+	mosquitto_destroy(b->mosq);
+	free(b->host);
+	pthread_mutex_destroy(&b->mu);
+	free(b);
+}
+
+/* On a thread of its own: libmosquitto sends CONNECT properties (the
+ * session expiry) only from its blocking connect, which also resolves the
+ * host name and waits for TCP's handshake; off the loop, neither stalls the
+ * daemon, whatever the broker's distance. Nothing on the loop touches
+ * b->mosq meanwhile (b->connecting: no poll, no publish, no keepalive). A
+ * detached thread rather than libuv's pool: a connect to a broker that
+ * drops packets can take minutes, and a shutdown must not wait for it. */
+static void *connect_thread(void *arg)
+{
+	struct mqtt_bridge *b = arg;
+	mosquitto_property *props = NULL;
+	if (b->session)
 		mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
-					     (uint32_t)(b->d->cfg->mqtt_session_expiry_ms / 1000));
-		rc = mosquitto_connect_bind_v5(b->mosq, b->host, b->port, keepalive, NULL, props);
-		mosquitto_property_free_all(&props);
-	} else {
-		rc = mosquitto_connect_bind_async(b->mosq, b->host, b->port, keepalive, NULL);
-	}
-	if (rc != MOSQ_ERR_SUCCESS) {
+					     (uint32_t)b->connect_expiry_s);
+	errno = 0;
+	int rc = mosquitto_connect_bind_v5(b->mosq, b->host, b->port, b->connect_keepalive_s, NULL,
+					   props);
+	int err = errno;
+	mosquitto_property_free_all(&props);
+
+	pthread_mutex_lock(&b->mu);
+	b->connect_rc = rc;
+	b->connect_errno = err;
+	b->connecting = false;
+	bool orphaned = b->orphaned;
+	if (!orphaned && !b->async_closed)
+		uv_async_send(&b->connect_async);
+	pthread_mutex_unlock(&b->mu);
+	if (orphaned)
+		bridge_release(b);
+	return NULL;
+}
+
+static void connect_done(uv_async_t *a)
+{
+	struct mqtt_bridge *b = a->data;
+	pthread_mutex_lock(&b->mu);
+	bool still = b->connecting;
+	pthread_mutex_unlock(&b->mu);
+	if (still || b->shutting_down)
+		return;
+	if (b->connect_rc != MOSQ_ERR_SUCCESS) {
 		log_debug("mqtt: connect to %s:%d: %s", b->host, b->port,
-			  rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+			  b->connect_rc == MOSQ_ERR_ERRNO ? strerror(b->connect_errno)
+							  : mosquitto_strerror(b->connect_rc));
 		schedule_reconnect(b);
 		return;
 	}
 	sync_poll(b);
+}
+
+static void connect_now(struct mqtt_bridge *b)
+{
+	pthread_mutex_lock(&b->mu);
+	bool busy = b->connecting;
+	pthread_mutex_unlock(&b->mu);
+	if (busy)
+		return;
+	b->connect_keepalive_s = (int)(b->d->cfg->mqtt_keepalive_ms / 1000);
+	b->connect_expiry_s = (int)(b->d->cfg->mqtt_session_expiry_ms / 1000);
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	b->connecting = true;
+	int rc = pthread_create(&t, &attr, connect_thread, b);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		b->connecting = false;
+		log_warning("mqtt: connect to %s:%d: no thread: %s", b->host, b->port,
+			    strerror(rc));
+		schedule_reconnect(b);
+	}
 }
 
 static void reconnect_cb(uv_timer_t *t)
@@ -643,7 +710,7 @@ static void schedule_reconnect(struct mqtt_bridge *b)
 static void misc_cb(uv_timer_t *t)
 {
 	struct mqtt_bridge *b = t->data;
-	if (!b->poll)
+	if (!b->poll || b->connecting)
 		return;
 	int rc = mosquitto_loop_misc(b->mosq);
 	after_call(b, rc, "keepalive");
@@ -651,12 +718,10 @@ static void misc_cb(uv_timer_t *t)
 
 static void setup_failed(struct mqtt_bridge *b)
 {
-	mosquitto_destroy(b->mosq);
 	bus_sub_free(b->sub);
 	spool_close(b->spool);
 	free(b->mid_seq);
-	free(b->host);
-	free(b);
+	bridge_release(b);
 }
 
 struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port)
@@ -666,6 +731,7 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	if (!b)
 		return NULL;
 	b->d = d;
+	pthread_mutex_init(&b->mu, NULL);
 	b->host = strdup(host);
 	b->port = port;
 	b->poll_fd = -1;
@@ -677,11 +743,9 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	snprintf(b->topic_req_tx, sizeof(b->topic_req_tx), POLICY_TX_FILTER_FMT, cfg->gw_id);
 	snprintf(b->state_topic, sizeof(b->state_topic), "labgw/v1/gw/%s/state", cfg->gw_id);
 
-	/* a persistent session needs the expiry on the CONNECT (see
-	 * connect_now): loopback brokers, e.g. the spawned one */
-	b->session =
-		cfg->mqtt_session_expiry_ms > 0 &&
-		(!strncmp(host, "127.", 4) || !strcmp(host, "::1") || !strcmp(host, "localhost"));
+	/* a persistent session: clean start off, the expiry on the CONNECT
+	 * (connect_work) */
+	b->session = cfg->mqtt_session_expiry_ms > 0;
 	b->mosq = mosquitto_new(client_id, !b->session, b);
 	if (cfg->mqtt_qos == 1 && cfg->mqtt_spool > 0) {
 		char path[4096];
@@ -742,7 +806,8 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	uv_timer_init(d->loop, &b->reconnect);
 	uv_timer_init(d->loop, &b->hold);
 	uv_idle_init(d->loop, &b->drain);
-	b->misc.data = b->reconnect.data = b->drain.data = b->hold.data = b;
+	uv_async_init(d->loop, &b->connect_async, connect_done);
+	b->misc.data = b->reconnect.data = b->drain.data = b->hold.data = b->connect_async.data = b;
 	uv_timer_start(&b->misc, misc_cb, 1000, 1000);
 	bus_sub_add(b->sub, "labgw/v1/#");
 	if (d->dynsec) {
@@ -827,6 +892,10 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 	uv_close((uv_handle_t *)&b->reconnect, NULL);
 	uv_close((uv_handle_t *)&b->hold, NULL);
 	uv_close((uv_handle_t *)&b->drain, NULL);
+	pthread_mutex_lock(&b->mu);
+	b->async_closed = true;
+	pthread_mutex_unlock(&b->mu);
+	uv_close((uv_handle_t *)&b->connect_async, NULL);
 	bus_sub_free(b->sub);
 	b->sub = NULL;
 }
@@ -835,9 +904,16 @@ void mqtt_bridge_free(struct mqtt_bridge *b)
 {
 	if (!b)
 		return;
-	mosquitto_destroy(b->mosq);
+	pthread_mutex_lock(&b->mu);
+	bool orphan = b->connecting;
+	b->orphaned = orphan;
+	pthread_mutex_unlock(&b->mu);
 	spool_close(b->spool);
 	free(b->mid_seq);
-	free(b->host);
-	free(b);
+	if (orphan) {
+		/* the connect thread has the client: it frees the rest when
+		 * its connect returns */
+		return;
+	}
+	bridge_release(b);
 }

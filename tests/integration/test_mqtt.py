@@ -177,3 +177,55 @@ def test_spawned_broker_is_restarted_and_bridge_reconnects(labgwd, mqtt_client):
     assert d.stop() == 0
     wait_until(lambda: not pid_alive(new_pid), 3, what="spawned mosquitto to exit")
     assert not pidfile.exists()
+
+
+def test_a_broker_that_never_answers_stalls_nothing(labgwd, broker, mqtt_client):
+    """The bridge connects off the loop: a broker whose TCP handshake never
+    completes (a listener with a full backlog drops the SYNs, as a remote
+    broker behind a dead route would) neither freezes the API nor holds up
+    a reload or a stop."""
+    import socket
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    dead.listen(0)
+    filler = socket.create_connection(dead.getsockname(), timeout=2)  # the backlog is full
+    try:
+        d = labgwd(mqtt="127.0.0.1:%d" % dead.getsockname()[1], radios={"sim0": {"rate": 100}})
+
+        async def frames_flow():
+            c = await WsClient.connect(d)
+            await c.sub(ADM_RX)
+            got = 0
+            t0 = time.monotonic()
+            while got < 20:
+                m = await c.recv(timeout=2)
+                got += m.get("op") == "frame"
+            await c.close()
+            return time.monotonic() - t0
+
+        for _ in range(3):
+            t0 = time.monotonic()
+            status, _, _ = d.http("/healthz", timeout=2)
+            assert status == 200 and time.monotonic() - t0 < 1
+            assert run(frames_flow()) < 2
+            time.sleep(0.5)
+        assert d.metric("labgw_mqtt_connected") == 0
+
+        # a reload to a broker that answers: the new bridge connects while
+        # the old one's connect still hangs
+        b = broker()
+        d.sections["mqtt"]["broker"] = "127.0.0.1:%d" % b.port
+        d.write_config()
+        mark = d.log.mark()
+        d.send_signal(signal.SIGHUP)
+        d.log.wait_for(r"configuration reloaded$", 5, start=mark)
+        d.wait_mqtt_connected()
+        c = mqtt_client(b.port, ADM_RX)
+        wait_frames(c, 10)
+        # the old bridge's connect still hangs: the stop does not wait for it
+        assert d.stop() == 0
+        assert d.stop_seconds < 3, d.stop_seconds
+        assert not d.log.find(r"shutdown did not finish")
+    finally:
+        filler.close()
+        dead.close()
