@@ -157,6 +157,7 @@ static int flush(struct mqtt_bridge *b)
 }
 
 static void wake_drain(struct mqtt_bridge *b);
+static void drain_cb(uv_idle_t *h);
 
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
@@ -166,8 +167,17 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 		link_down(b, uv_strerror(status));
 		return;
 	}
-	if (events & (UV_READABLE | UV_DISCONNECT))
+	if (events & (UV_READABLE | UV_DISCONNECT)) {
+		/* the PUBACKs read take their messages out of the spool in
+		 * the transaction that drain_cb commits at the end of this
+		 * loop turn, not in one commit each (a kill -9 before that
+		 * commit sends them again: at least once, as QoS 1) */
+		if (b->spool && !b->shutting_down) {
+			spool_begin(b->spool);
+			uv_idle_start(&b->drain, drain_cb);
+		}
 		rc = mosquitto_loop_read(b->mosq, 64);
+	}
 	/* what the read queued (PUBACKs, answers) goes out now */
 	if (rc == MOSQ_ERR_SUCCESS && b->poll)
 		rc = flush(b);
