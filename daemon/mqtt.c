@@ -69,10 +69,11 @@ struct mqtt_bridge {
 	/* QoS 0 frames are encoded here (mqttpkt.h) and written with one
 	 * send() per loop turn, not queued in libmosquitto (a malloc, a
 	 * write and a wake-up byte write each). Only on a plain socket
-	 * (`raw`: no TLS), where libmosquitto then writes only when asked
-	 * (mosquitto_threaded_set): bytes go out in the order they were
-	 * queued, ours first, because ours are only added while libmosquitto
-	 * has nothing queued (flush()). */
+	 * (`raw`: no TLS). Bytes go out in the order they were queued: ours
+	 * are only added while libmosquitto has nothing queued, and while
+	 * ours wait libmosquitto only queues too (mosquitto_threaded_set,
+	 * on only then: otherwise it writes at once, which the QoS 1 round
+	 * trips need); flush() writes ours, then its. */
 	bool raw;
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
@@ -95,9 +96,12 @@ static void link_down(struct mqtt_bridge *b, const char *why)
 		b->poll_fd = -1;
 	}
 	uv_idle_stop(&b->drain);
+	if (b->spool)
+		spool_commit(b->spool); /* the PUBACKs read (poll_cb) */
 	b->inflight = 0;
 	/* like libmosquitto's QoS 0 queue, what was not written is gone */
 	b->out_off = b->out_len = 0;
+	mosquitto_threaded_set(b->mosq, false);
 	if (b->dynsec)
 		dynsec_link_down(b->dynsec);
 	if (b->connected) {
@@ -150,7 +154,10 @@ static int flush(struct mqtt_bridge *b)
 		}
 		b->out_off += (size_t)n;
 	}
-	b->out_off = b->out_len = 0;
+	if (b->out_len) {
+		b->out_off = b->out_len = 0;
+		mosquitto_threaded_set(b->mosq, false);
+	}
 	if (!mosquitto_want_write(b->mosq))
 		return MOSQ_ERR_SUCCESS;
 	return mosquitto_loop_write(b->mosq, 1);
@@ -253,6 +260,8 @@ static int out_publish(struct mqtt_bridge *b, const char *topic, const void *pay
 		b->out = n;
 		b->out_cap = cap;
 	}
+	if (!b->out_len)
+		mosquitto_threaded_set(b->mosq, true); /* until flush() */
 	b->out_len += mqttpkt_publish0(b->out + b->out_len, topic, tlen, payload, len);
 	return 0;
 }
@@ -777,10 +786,8 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 		}
 	}
 	/* on a plain socket the bridge writes QoS 0 frames itself (see
-	 * struct mqtt_bridge), and libmosquitto writes only in flush() */
+	 * struct mqtt_bridge) */
 	b->raw = !(cfg->mqtt_tls_ca[0] && !d->broker);
-	if (b->raw)
-		mosquitto_threaded_set(b->mosq, true);
 	if (set_login(b) < 0) {
 		setup_failed(b);
 		return NULL;
