@@ -29,10 +29,10 @@
 #define MAX_INFLIGHT 512
 /* Messages published per loop iteration, so one busy link never starves
  * the rest of the loop. */
-#define DRAIN_BATCH    256
+#define DRAIN_BATCH 256
 /* Bytes of QoS 0 PUBLISHes written by the bridge itself (out_*) and not yet
  * taken by the socket: past this, draining waits for the socket. */
-#define OUT_MAX (256 * 1024)
+#define OUT_MAX	       (256 * 1024)
 #define REQUEST_MAX    (64 * 1024)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000

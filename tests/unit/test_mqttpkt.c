@@ -47,7 +47,8 @@ static size_t remaining(const uint8_t *p, size_t *hdr)
 static void test_remaining_length_encodings(void **state)
 {
 	/* payloads around the 127/128 and 16383/16384 boundaries */
-	static const size_t payloads[] = {0, 120, 121, 122, 700, 16370, 16375, 16380, 20000, 3000000};
+	static const size_t payloads[] = {0,	 120,	121,   122,   700,
+					  16370, 16375, 16380, 20000, 3000000};
 	for (size_t k = 0; k < sizeof(payloads) / sizeof(payloads[0]); k++) {
 		size_t len = payloads[k];
 		size_t size = mqttpkt_publish0_size(5, len);
