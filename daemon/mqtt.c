@@ -28,7 +28,8 @@
  * acknowledged (QoS 1). Bounds libmosquitto's own queue. */
 #define MAX_INFLIGHT 512
 /* Messages published per loop iteration, so one busy link never starves
- * the rest of the loop. */
+ * the rest of the loop; plus what came in since the last iteration (see
+ * drain_cb). */
 #define DRAIN_BATCH 256
 /* Bytes of QoS 0 PUBLISHes written by the bridge itself (out_*) and not yet
  * taken by the socket: past this, draining waits for the socket. */
@@ -50,6 +51,7 @@ struct mqtt_bridge {
 	uv_timer_t reconnect; /* backoff */
 	uv_idle_t drain;      /* publishes queued messages, next loop turn */
 	uint64_t backoff_ms;
+	size_t left_pending; /* bus queue length after the last drain_cb */
 	bool connected;
 	bool shutting_down;
 	struct bus_sub *sub;
@@ -308,10 +310,18 @@ static void spool_send(struct mqtt_bridge *b)
 static void drain_cb(uv_idle_t *h)
 {
 	struct mqtt_bridge *b = h->data;
-	unsigned n = 0;
+	size_t n = 0;
+	/* A fixed batch lets the queue grow for good once producers make more
+	 * than it per iteration (a radio catching up after a slow iteration
+	 * makes more, and the iterations get slower still): take at least
+	 * what came in since the last iteration too, so the drain gets a share
+	 * of the loop in proportion to its producers' */
+	size_t budget = DRAIN_BATCH, pending = bus_sub_pending(b->sub);
+	if (pending > b->left_pending)
+		budget += pending - b->left_pending;
 	if (b->spool)
 		spool_begin(b->spool);
-	while (n < DRAIN_BATCH) {
+	while (n < budget) {
 		bool sendable = can_send(b);
 		/* while the link is down, the spool takes what is for it */
 		if (!sendable && !(b->spool && !b->connected))
@@ -367,8 +377,9 @@ static void drain_cb(uv_idle_t *h)
 	/* one write for the turn's messages */
 	if (b->poll)
 		after_call(b, flush(b), "write");
+	b->left_pending = bus_sub_pending(b->sub);
 	bool sendable = can_send(b);
-	bool more = (bus_sub_pending(b->sub) && (sendable || (b->spool && !b->connected))) ||
+	bool more = (b->left_pending && (sendable || (b->spool && !b->connected))) ||
 		    (sendable && b->spool_pending);
 	if (!more || b->shutting_down)
 		uv_idle_stop(&b->drain);
