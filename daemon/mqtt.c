@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "daemon.h"
 #include "dynsec.h"
 #include "log.h"
+#include "mqttpkt.h"
 #include "policy.h"
 #include "router.h"
 #include "sandbox.h"
@@ -27,8 +29,12 @@
  * acknowledged (QoS 1). Bounds libmosquitto's own queue. */
 #define MAX_INFLIGHT 512
 /* Messages published per loop iteration, so one busy link never starves
- * the rest of the loop. */
-#define DRAIN_BATCH    256
+ * the rest of the loop; plus what came in since the last iteration (see
+ * drain_cb). */
+#define DRAIN_BATCH 256
+/* Bytes of QoS 0 PUBLISHes written by the bridge itself (out_*) and not yet
+ * taken by the socket: past this, draining waits for the socket. */
+#define OUT_MAX	       (256 * 1024)
 #define REQUEST_MAX    (64 * 1024)
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 10000
@@ -60,6 +66,7 @@ struct mqtt_bridge {
 	int connect_rc;
 	int connect_errno;
 	uint64_t backoff_ms;
+	size_t left_pending; /* bus queue length after the last drain_cb */
 	bool connected;
 	bool shutting_down;
 	struct bus_sub *sub;
@@ -81,6 +88,18 @@ struct mqtt_bridge {
 	unsigned spool_inflight; /* spooled messages libmosquitto holds unacknowledged */
 	unsigned hold_extended;
 	uv_timer_t hold;
+	/* QoS 0 frames are encoded here (mqttpkt.h) and written with one
+	 * send() per loop turn, not queued in libmosquitto (a malloc, a
+	 * write and a wake-up byte write each). Only on a plain socket
+	 * (`raw`: no TLS). Bytes go out in the order they were queued: ours
+	 * are only added while libmosquitto has nothing queued, and while
+	 * ours wait libmosquitto only queues too (mosquitto_threaded_set,
+	 * on only then: otherwise it writes at once, which the QoS 1 round
+	 * trips need); flush() writes ours, then its. */
+	bool raw;
+	uint8_t *out;
+	size_t out_off, out_len, out_cap;
+	uint32_t max_packet; /* the broker's Maximum Packet Size, 0: none */
 };
 
 static void poll_close_cb(uv_handle_t *h)
@@ -99,7 +118,12 @@ static void link_down(struct mqtt_bridge *b, const char *why)
 		b->poll_fd = -1;
 	}
 	uv_idle_stop(&b->drain);
+	if (b->spool)
+		spool_commit(b->spool); /* the PUBACKs read (poll_cb) */
 	b->inflight = 0;
+	/* like libmosquitto's QoS 0 queue, what was not written is gone */
+	b->out_off = b->out_len = 0;
+	mosquitto_threaded_set(b->mosq, false);
 	if (b->dynsec)
 		dynsec_link_down(b->dynsec);
 	if (b->connected) {
@@ -128,6 +152,42 @@ static void after_call(struct mqtt_bridge *b, int rc, const char *what)
 	sync_poll(b);
 }
 
+static bool out_pending(const struct mqtt_bridge *b)
+{
+	return b->out_off < b->out_len;
+}
+
+/* Write what is queued: the bridge's own bytes, then (only once they are
+ * all out) libmosquitto's packets. A MOSQ_ERR_* for after_call(); a full
+ * socket is not an error (the rest waits for UV_WRITABLE). */
+static int flush(struct mqtt_bridge *b)
+{
+	int fd = mosquitto_socket(b->mosq);
+	while (out_pending(b)) {
+		ssize_t n = send(fd, b->out + b->out_off, b->out_len - b->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return MOSQ_ERR_SUCCESS;
+			log_debug("mqtt: write: %s", strerror(errno));
+			return MOSQ_ERR_CONN_LOST;
+		}
+		b->out_off += (size_t)n;
+	}
+	if (b->out_len) {
+		b->out_off = b->out_len = 0;
+		mosquitto_threaded_set(b->mosq, false);
+	}
+	if (!mosquitto_want_write(b->mosq))
+		return MOSQ_ERR_SUCCESS;
+	return mosquitto_loop_write(b->mosq, 1);
+}
+
+static void wake_drain(struct mqtt_bridge *b);
+static void drain_cb(uv_idle_t *h);
+
 static void poll_cb(uv_poll_t *p, int status, int events)
 {
 	struct mqtt_bridge *b = p->data;
@@ -136,12 +196,24 @@ static void poll_cb(uv_poll_t *p, int status, int events)
 		link_down(b, uv_strerror(status));
 		return;
 	}
-	if (events & (UV_READABLE | UV_DISCONNECT))
+	if (events & (UV_READABLE | UV_DISCONNECT)) {
+		/* the PUBACKs read take their messages out of the spool in
+		 * the transaction that drain_cb commits at the end of this
+		 * loop turn, not in one commit each (a kill -9 before that
+		 * commit sends them again: at least once, as QoS 1) */
+		if (b->spool && !b->shutting_down) {
+			spool_begin(b->spool);
+			uv_idle_start(&b->drain, drain_cb);
+		}
 		rc = mosquitto_loop_read(b->mosq, 64);
-	if (rc == MOSQ_ERR_SUCCESS && b->poll && (events & UV_WRITABLE))
-		rc = mosquitto_loop_write(b->mosq, 64);
+	}
+	/* what the read queued (PUBACKs, answers) goes out now */
+	if (rc == MOSQ_ERR_SUCCESS && b->poll)
+		rc = flush(b);
 	if (b->poll) /* a callback may have taken the link down */
 		after_call(b, rc, "loop");
+	if (b->poll)
+		wake_drain(b); /* the socket may have taken what held the drain */
 }
 
 static void sync_poll(struct mqtt_bridge *b)
@@ -165,11 +237,55 @@ static void sync_poll(struct mqtt_bridge *b)
 		b->poll_fd = fd;
 		b->poll_events = 0;
 	}
-	int ev = UV_READABLE | UV_DISCONNECT | (mosquitto_want_write(b->mosq) ? UV_WRITABLE : 0);
+	bool w = out_pending(b) || mosquitto_want_write(b->mosq);
+	int ev = UV_READABLE | UV_DISCONNECT | (w ? UV_WRITABLE : 0);
 	if (ev != b->poll_events) {
 		uv_poll_start(b->poll, ev, poll_cb);
 		b->poll_events = ev;
 	}
+}
+
+/* A message can go to the broker now: connected, with room in
+ * libmosquitto's window and in the bridge's own write buffer. */
+static bool can_send(const struct mqtt_bridge *b)
+{
+	return b->connected && b->inflight < MAX_INFLIGHT && b->out_len - b->out_off < OUT_MAX;
+}
+
+/* Queue a QoS 0 PUBLISH in the bridge's buffer: 0, -EAGAIN when it must go
+ * through libmosquitto instead (its queue is not empty: the order on the
+ * wire would change), or -EINVAL / -EMSGSIZE / -ENOMEM for a message that
+ * cannot be sent (what mosquitto_publish_v5 checks, it checks too). */
+static int out_publish(struct mqtt_bridge *b, const char *topic, const void *payload, size_t len)
+{
+	if (mosquitto_want_write(b->mosq))
+		return -EAGAIN;
+	size_t tlen = strlen(topic);
+	if (tlen > UINT16_MAX || mosquitto_validate_utf8(topic, (int)tlen) != MOSQ_ERR_SUCCESS ||
+	    mosquitto_pub_topic_check2(topic, tlen) != MOSQ_ERR_SUCCESS)
+		return -EINVAL;
+	size_t size = mqttpkt_publish0_size(tlen, len);
+	if (!size || (b->max_packet && size > b->max_packet))
+		return -EMSGSIZE;
+	if (b->out_len + size > b->out_cap && b->out_off) {
+		memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
+		b->out_len -= b->out_off;
+		b->out_off = 0;
+	}
+	if (b->out_len + size > b->out_cap) {
+		size_t cap = b->out_cap ? b->out_cap : 64 * 1024;
+		while (cap < b->out_len + size)
+			cap *= 2;
+		uint8_t *n = realloc(b->out, cap);
+		if (!n)
+			return -ENOMEM;
+		b->out = n;
+		b->out_cap = cap;
+	}
+	if (!b->out_len)
+		mosquitto_threaded_set(b->mosq, true); /* until flush() */
+	b->out_len += mqttpkt_publish0(b->out + b->out_len, topic, tlen, payload, len);
+	return 0;
 }
 
 static bool spooled(const struct mqtt_bridge *b, const struct bus_msg *m)
@@ -184,7 +300,7 @@ static bool spooled(const struct mqtt_bridge *b, const struct bus_msg *m)
 static void spool_send(struct mqtt_bridge *b)
 {
 	unsigned n = 0;
-	while (b->connected && b->inflight < MAX_INFLIGHT && n < DRAIN_BATCH) {
+	while (can_send(b) && n < DRAIN_BATCH) {
 		uint64_t seq;
 		char *topic;
 		void *payload;
@@ -221,13 +337,21 @@ static bool spool_ready(const struct mqtt_bridge *b)
 static void drain_cb(uv_idle_t *h)
 {
 	struct mqtt_bridge *b = h->data;
-	unsigned n = 0;
+	size_t n = 0;
+	/* A fixed batch lets the queue grow for good once producers make more
+	 * than it per iteration (a radio catching up after a slow iteration
+	 * makes more, and the iterations get slower still): take at least
+	 * what came in since the last iteration too, so the drain gets a share
+	 * of the loop in proportion to its producers' */
+	size_t budget = DRAIN_BATCH, pending = bus_sub_pending(b->sub);
+	if (pending > b->left_pending)
+		budget += pending - b->left_pending;
 	if (b->spool)
 		spool_begin(b->spool);
-	while (n < DRAIN_BATCH) {
-		bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
+	while (n < budget) {
+		bool sendable = can_send(b);
 		/* while the link is down, the spool takes what is for it */
-		if (!can_send && !(b->spool && !b->connected))
+		if (!sendable && !(b->spool && !b->connected))
 			break;
 		uint64_t dropped;
 		struct bus_msg *m = bus_sub_pop(b->sub, &dropped);
@@ -242,12 +366,25 @@ static void drain_cb(uv_idle_t *h)
 			bus_msg_unref(m);
 			continue;
 		}
-		if (!can_send) {
+		if (!sendable) {
 			b->st.dropped++;
 			bus_msg_unref(m);
 			continue;
 		}
 		int qos = m->retained ? 1 : (int)b->d->cfg->mqtt_qos;
+		if (qos == 0 && b->raw) {
+			int r = out_publish(b, m->topic, m->frame->json, m->frame->json_len);
+			if (r != -EAGAIN) {
+				if (r == 0) {
+					b->st.published++;
+				} else {
+					b->st.dropped++;
+					log_debug("mqtt: %s not sent: %s", m->topic, strerror(-r));
+				}
+				bus_msg_unref(m);
+				continue;
+			}
+		}
 		int rc = mosquitto_publish_v5(b->mosq, NULL, m->topic, (int)m->frame->json_len,
 					      m->frame->json, qos, m->retained, NULL);
 		bus_msg_unref(m);
@@ -264,11 +401,13 @@ static void drain_cb(uv_idle_t *h)
 			spool_send(b);
 		spool_commit(b->spool);
 	}
+	/* one write for the turn's messages */
 	if (b->poll)
-		sync_poll(b);
-	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
-	bool more = (bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
-		    (can_send && spool_ready(b));
+		after_call(b, flush(b), "write");
+	b->left_pending = bus_sub_pending(b->sub);
+	bool sendable = can_send(b);
+	bool more = (b->left_pending && (sendable || (b->spool && !b->connected))) ||
+		    (sendable && spool_ready(b));
 	if (!more || b->shutting_down)
 		uv_idle_stop(&b->drain);
 }
@@ -277,9 +416,9 @@ static void wake_drain(struct mqtt_bridge *b)
 {
 	if (b->shutting_down)
 		return;
-	bool can_send = b->connected && b->inflight < MAX_INFLIGHT;
-	if ((bus_sub_pending(b->sub) && (can_send || (b->spool && !b->connected))) ||
-	    (can_send && spool_ready(b)))
+	bool sendable = can_send(b);
+	if ((bus_sub_pending(b->sub) && (sendable || (b->spool && !b->connected))) ||
+	    (sendable && spool_ready(b)))
 		uv_idle_start(&b->drain, drain_cb);
 }
 
@@ -356,6 +495,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 	b->connected = true;
 	b->backoff_ms = 0;
 	b->inflight = 0;
+	b->max_packet = 0;
+	mosquitto_property_read_int32(p, MQTT_PROP_MAXIMUM_PACKET_SIZE, &b->max_packet, false);
 	b->st.connects++;
 	b->refused_logged = false;
 	bool present = flags & 1;
@@ -721,6 +862,7 @@ static void setup_failed(struct mqtt_bridge *b)
 	bus_sub_free(b->sub);
 	spool_close(b->spool);
 	free(b->mid_seq);
+	free(b->out);
 	bridge_release(b);
 }
 
@@ -786,6 +928,9 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 			return NULL;
 		}
 	}
+	/* on a plain socket the bridge writes QoS 0 frames itself (see
+	 * struct mqtt_bridge) */
+	b->raw = !(cfg->mqtt_tls_ca[0] && !d->broker);
 	if (set_login(b) < 0) {
 		setup_failed(b);
 		return NULL;
@@ -868,14 +1013,15 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 	}
 	if (b->connected) {
 		/* what is queued goes out first, as far as the socket takes it */
-		while (bus_sub_pending(b->sub) && b->inflight < MAX_INFLIGHT && b->connected)
+		while (bus_sub_pending(b->sub) && can_send(b))
 			drain_cb(&b->drain);
 		/* PUBACKs already in the socket let their messages leave the spool */
 		if (b->spool && b->connected)
 			mosquitto_loop_read(b->mosq, 16);
 		b->connected = false;
 		mosquitto_disconnect_v5(b->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
-		mosquitto_loop_write(b->mosq, 16);
+		if (mosquitto_socket(b->mosq) >= 0)
+			flush(b); /* the frames written by the bridge, then the DISCONNECT */
 		log_info("mqtt: disconnected from %s:%d", b->host, b->port);
 	}
 	b->connected = false;
@@ -910,6 +1056,7 @@ void mqtt_bridge_free(struct mqtt_bridge *b)
 	pthread_mutex_unlock(&b->mu);
 	spool_close(b->spool);
 	free(b->mid_seq);
+	free(b->out);
 	if (orphan) {
 		/* the connect thread has the client: it frees the rest when
 		 * its connect returns */
