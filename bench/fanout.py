@@ -262,7 +262,13 @@ def mqtt_publish_run(build, kind, workdir, qos, n, size, sim_rate):
                                     "devices": 1000}})
         try:
             s.d.wait_mqtt_connected()
+            # the sim ran before the first CONNACK: its frames wait in the
+            # bridge's queue; the measurement starts once that backlog is
+            # gone (or after 8 s: a bridge that cannot catch up fails)
             time.sleep(1.0)
+            t_end = time.monotonic() + 8
+            while time.monotonic() < t_end and s.d.metric("labgw_mqtt_queue") >= 1000:
+                time.sleep(0.25)
             m0, w0 = s.d.metrics(), time.monotonic()
             c0 = cpu_seconds(s.pid)
             time.sleep(4.0)
@@ -453,13 +459,14 @@ def main():
 
     if "P6" in only:
         # labgwd: the sim offered at rising rates; its publish rate is the
-        # highest it sustained (published >= 97 % of the frames made, no
+        # highest it sustained (published >= 95 % of the frames made, no
         # drops, queue not growing). The sim's own cost is in it: on one
         # core labgwd makes, routes and publishes every frame.
         runs = res["runs"]["P6"] = []
         for qos in (0, 1):
             best, misses = None, 0
-            for rate in (5000, 10000, 15000, 20000, 30000, 40000, 60000, 80000, 100000):
+            for rate in (5000, 10000, 15000, 20000, 30000, 40000, 50000, 60000, 70000, 80000,
+                         100000):
                 mp = mqtt_publish_run(build, "mosquitto_pub", wd, qos, 100000, size, 0)
                 a = mqtt_publish_run(build, "labgwd", wd, qos, 0, size, rate)
                 runs += [a, mp]
