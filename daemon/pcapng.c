@@ -193,8 +193,10 @@ void pcapng_loratap_header(uint8_t out[PCAPNG_LORATAP_HDR], uint32_t freq_hz, ui
 	out[10] = (uint8_t)r; /* packet RSSI */
 	out[11] = (uint8_t)r; /* max RSSI */
 	out[12] = (uint8_t)r; /* current RSSI */
-	int s = (int)(snr_db * 4);
-	s = s < -128 ? -128 : s > 127 ? 127 : s;
+	/* clamped before the conversion: a double out of int's range (or
+	 * NaN) converted to int is undefined */
+	double q = snr_db * 4;
+	int s = q >= -128 && q <= 127 ? (int)q : q > 127 ? 127 : -128;
 	out[13] = (uint8_t)(int8_t)s; /* SNR in 0.25 dB steps */
 	out[14] = 0x34;		      /* LoRaWAN public sync word */
 }

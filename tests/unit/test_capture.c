@@ -5,6 +5,7 @@
  * accepts), the LoRaTap header, the conversion of frames to packets, and the
  * JSON Lines parser of replay uploads with its limits.
  */
+#include <math.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -109,6 +110,14 @@ static void test_loratap_header(void **state)
 	pcapng_loratap_header(h, 869525000, 250000, 12, -300, -100.0);
 	assert_int_equal(h[8], 2);
 	assert_int_equal(h[10], 0);
+	assert_int_equal((int8_t)h[13], -128);
+	/* an SNR far past int's range, or not a number: clamped, not
+	 * converted (a double out of int's range converted is undefined) */
+	pcapng_loratap_header(h, 868100000, 125000, 7, -57, 3.4e9);
+	assert_int_equal((int8_t)h[13], 127);
+	pcapng_loratap_header(h, 868100000, 125000, 7, -57, -3.4e9);
+	assert_int_equal((int8_t)h[13], -128);
+	pcapng_loratap_header(h, 868100000, 125000, 7, -57, NAN);
 	assert_int_equal((int8_t)h[13], -128);
 }
 
