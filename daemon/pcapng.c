@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define BT_SHB 0x0a0d0d0a
 #define BT_IDB 0x00000001
 #define BT_EPB 0x00000006
@@ -121,17 +123,6 @@ uint32_t pcapng_ble_crc(const uint8_t *pdu, size_t len)
 	return state;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int pcapng_ble_adv(uint8_t out[PCAPNG_BLE_PKT_MAX], const char *addr, bool random,
 		   const uint8_t *ad, size_t ad_len)
 {
@@ -139,7 +130,7 @@ int pcapng_ble_adv(uint8_t out[PCAPNG_BLE_PKT_MAX], const char *addr, bool rando
 	if (!addr || strlen(addr) != 17 || ad_len > PCAPNG_BLE_AD_MAX)
 		return -EINVAL;
 	for (int i = 0; i < 6; i++) {
-		int hi = hexval(addr[i * 3]), lo = hexval(addr[i * 3 + 1]);
+		int hi = hex_digit(addr[i * 3]), lo = hex_digit(addr[i * 3 + 1]);
 		if (hi < 0 || lo < 0 || (i < 5 && addr[i * 3 + 2] != ':'))
 			return -EINVAL;
 		a[i] = (uint8_t)(hi << 4 | lo);

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 /* 00000000-0000-1000-8000-00805f9b34fb */
 static const uint8_t base_uuid[16] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00,
 				      0x80, 0x00, 0x00, 0x80, 0x5f, 0x9b, 0x34, 0xfb};
@@ -65,22 +67,11 @@ bool ble_uuid_is16(const struct ble_uuid *u, uint16_t v)
 	return ble_uuid_shortest(u) == 16 && get_be16(u->bytes + 2) == v;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* n (even) hex digits into n / 2 bytes */
 static bool hex_bytes(const char *s, size_t n, uint8_t *out)
 {
 	for (size_t i = 0; i < n; i += 2) {
-		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		int hi = hex_digit(s[i]), lo = hex_digit(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;

@@ -15,24 +15,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "hex.h"
+
 struct ble_irk {
 	EVP_CIPHER_CTX *ctx; /* AES-128-ECB, keyed, no padding */
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hexbyte(const char *s)
 {
-	int hi = hexval(s[0]), lo = hi < 0 ? -1 : hexval(s[1]);
+	int hi = hex_digit(s[0]), lo = hi < 0 ? -1 : hex_digit(s[1]);
 
 	return lo < 0 ? -1 : hi << 4 | lo;
 }
