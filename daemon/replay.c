@@ -197,28 +197,14 @@ struct replay *replay_new(struct labgwd *d)
 static void emit(struct replay *r, const char *sbx, const char *event, const struct job *j,
 		 const char *reason)
 {
-	struct labgwd *d = r->d;
-	struct frame *f = frame_new(d->cfg->gw_id, "", LABGW_TECH_NONE, "event");
-	if (!f)
-		return;
-	frame_set(f, LABGW_DATA, "event", json_string(event));
-	frame_set(f, LABGW_DATA, "replay", json_string(j->id));
-	frame_set(f, LABGW_DATA, "frames", json_integer((json_int_t)json_array_size(j->recs)));
-	if (!strcmp(event, "replay.ended")) {
-		frame_set(f, LABGW_DATA, "sent", json_integer((json_int_t)j->sent));
-		frame_set(f, LABGW_DATA, "reason", json_string(reason));
+	json_t *data = json_pack("{s:s, s:I}", "replay", j->id, "frames",
+				 (json_int_t)json_array_size(j->recs));
+	if (data && !strcmp(event, "replay.ended")) {
+		json_object_set_new(data, "sent", json_integer((json_int_t)j->sent));
+		json_object_set_new(data, "reason", json_string(reason));
 	}
-	if (frame_seal(f, labgwd_next_seq(d), time_now_us()) == 0) {
-		char topic[128];
-		snprintf(topic, sizeof(topic), "labgw/v1/sbx/%s/event", sbx);
-		struct bus_msg *m = bus_publish_msg(d->bus, topic, f, false);
-		if (m) {
-			if (d->history)
-				history_record(d->history, sbx, m);
-			bus_msg_unref(m);
-		}
-	}
-	frame_unref(f);
+	if (data)
+		sandboxes_emit_event(r->d->sandboxes, sbx, event, data);
 }
 
 static void job_closed(uv_handle_t *h)

@@ -248,7 +248,7 @@ static void lease_gone(struct sandboxes *sb, const struct store_lease *l)
 		policy_lease_ended(sb->d->policy, l->sbx, l->resource);
 }
 
-static void emit_event(struct sandboxes *sb, const char *sbx, const char *type, json_t *data)
+void sandboxes_emit_event(struct sandboxes *sb, const char *sbx, const char *type, json_t *data)
 {
 	struct labgwd *d = sb->d;
 	struct frame *f = frame_new(d->cfg->gw_id, "", LABGW_TECH_NONE, "event");
@@ -428,20 +428,20 @@ static void tick_cb(uv_timer_t *t)
 		struct lease_entry *e = *lp;
 		if (!e->started && e->l.start_us <= now) {
 			e->started = true;
-			emit_event(sb, e->l.sbx, "lease.started",
-				   json_pack("{s:o}", "lease", lease_json(&e->l, now)));
+			sandboxes_emit_event(sb, e->l.sbx, "lease.started",
+					     json_pack("{s:o}", "lease", lease_json(&e->l, now)));
 		}
 		if (!e->ending && e->l.end_us - LEASE_ENDING_NOTICE_US <= now &&
 		    e->l.end_us > now) {
 			e->ending = true;
-			emit_event(sb, e->l.sbx, "lease.ending",
-				   json_pack("{s:o,s:I}", "lease", lease_json(&e->l, now),
-					     "ends_in_ms",
-					     (json_int_t)((e->l.end_us - now) / 1000)));
+			sandboxes_emit_event(sb, e->l.sbx, "lease.ending",
+					     json_pack("{s:o,s:I}", "lease", lease_json(&e->l, now),
+						       "ends_in_ms",
+						       (json_int_t)((e->l.end_us - now) / 1000)));
 		}
 		if (e->l.end_us <= now) {
-			emit_event(sb, e->l.sbx, "lease.ended",
-				   json_pack("{s:o}", "lease", lease_json(&e->l, now)));
+			sandboxes_emit_event(sb, e->l.sbx, "lease.ended",
+					     json_pack("{s:o}", "lease", lease_json(&e->l, now)));
 			if (e->started)
 				lease_gone(sb, &e->l);
 			*lp = e->next;
@@ -1000,9 +1000,10 @@ static int budget_check(struct sandboxes *sb, struct sbx_entry *e, enum store_us
 	err->retry_after_ms = ms_to_midnight();
 	if (!e->quota_notice_sent[kind]) {
 		e->quota_notice_sent[kind] = true;
-		emit_event(sb, e->s.id, "quota.exhausted",
-			   json_pack("{s:s,s:I,s:I}", "budget", what, "limit", (json_int_t)limit,
-				     "retry_after_ms", (json_int_t)err->retry_after_ms));
+		sandboxes_emit_event(sb, e->s.id, "quota.exhausted",
+				     json_pack("{s:s,s:I,s:I}", "budget", what, "limit",
+					       (json_int_t)limit, "retry_after_ms",
+					       (json_int_t)err->retry_after_ms));
 	}
 	return -1;
 }
@@ -1946,8 +1947,8 @@ int api_lease_delete(struct sandboxes *sb, const struct principal *who, const ch
 		return store_fail(err, rc);
 	if (active) {
 		le->l.end_us = now;
-		emit_event(sb, sbx, "lease.ended",
-			   json_pack("{s:o}", "lease", lease_json(&le->l, now)));
+		sandboxes_emit_event(sb, sbx, "lease.ended",
+				     json_pack("{s:o}", "lease", lease_json(&le->l, now)));
 		lease_gone(sb, &le->l);
 	}
 	*lp = le->next;

@@ -82,6 +82,10 @@ bool sandboxes_may_read(struct sandboxes *sb, const struct principal *who, const
  * on `topic`? (A key without RIGHT_OBSERVE gets nothing under .../obs/,
  * one without RIGHT_RX nothing under .../rx/.) */
 bool sandboxes_may_receive(const struct principal *who, const char *topic);
+/* Publish an event frame ({"event": type} plus data's members, which it
+ * takes) on labgw/v1/sbx/{sbx}/event and keep it in the sandbox's
+ * history. */
+void sandboxes_emit_event(struct sandboxes *sb, const char *sbx, const char *type, json_t *data);
 
 /* ---- routing lookups, per frame ---- */
 
