@@ -132,7 +132,9 @@ static const struct key_desc keys[] = {
 	 "With `broker = host:port`: file whose first line is the bridge's password (keep it "
 	 "mode 0600); read when the bridge starts, never logged."},
 	{"mqtt", "client_id", KT_STR, OFF(mqtt_client_id), 0, "", 0, 0, true,
-	 "MQTT client id of the bridge; empty means `labgwd-{gw}`."},
+	 "MQTT client id of the bridge; empty means `labgwd-{gw}`. On a plain socket frames go "
+	 "on a second connection, `{client_id}-frames` (docs/architecture.md, \"The frames "
+	 "link\"): a broker ACL that names client ids must admit both."},
 	{"mqtt", "qos", KT_QOS, OFF(mqtt_qos), 0, "0", 0, 1, true,
 	 "QoS of frames published to the broker (retained state is always QoS 1)."},
 	{"mqtt", "keepalive", KT_DURATION, OFF(mqtt_keepalive_ms), 0, "30s", 5000, 3600000, true,

@@ -5,6 +5,8 @@
 #include <mosquitto.h>
 #include <pthread.h>
 #include <mqtt_protocol.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,20 @@
  * long before they go out, so that subscribers with persistent sessions,
  * which the broker forgot as well, can connect and subscribe again first. */
 #define LOST_SESSIONS_HOLD_MS 5000
+
+/* The frames link (struct mqtt_bridge): its states, QoS 1 slots, the
+ * largest packet it reads from the broker, connect timeout. */
+enum { FL_DOWN, FL_TCP, FL_CONNACK, FL_UP };
+#define FL_SLOTS (2 * MAX_INFLIGHT) /* a slot is free long before its id comes again */
+#define FL_IN_MAX (64 * 1024)
+#define FL_IN_BUF (FL_IN_MAX + 5)
+#define FL_CONNECT_TIMEOUT_MS 10000
+
+struct fl_slot {
+	uint16_t id;	   /* the packet id, 0: free */
+	uint64_t seq;	   /* a spooled message: its seq */
+	struct bus_msg *m; /* else the message, for a resend after a reconnect */
+};
 
 struct mqtt_bridge {
 	struct labgwd *d;
@@ -88,15 +104,38 @@ struct mqtt_bridge {
 	unsigned spool_inflight; /* spooled messages libmosquitto holds unacknowledged */
 	unsigned hold_extended;
 	uv_timer_t hold;
-	/* QoS 0 frames are encoded here (mqttpkt.h) and written with one
-	 * send() per loop turn, not queued in libmosquitto (a malloc, a
-	 * write and a wake-up byte write each). Only on a plain socket
-	 * (`raw`: no TLS). Bytes go out in the order they were queued: ours
-	 * are only added while libmosquitto has nothing queued, and while
-	 * ours wait libmosquitto only queues too (mosquitto_threaded_set,
-	 * on only then: otherwise it writes at once, which the QoS 1 round
-	 * trips need); flush() writes ours, then its. */
+	/* The frames link (on a plain socket, `raw`: no TLS): a connection
+	 * of its own, client id "{client_id}-frames", that carries every
+	 * frame that is not retained, written and read by labgwd itself
+	 * (mqttpkt.h): PUBLISHes at QoS 0 and 1 encoded into `out` and sent
+	 * with one send() per loop turn, PUBACKs read in bulk. libmosquitto's
+	 * connection keeps the rest (retained states and the will, requests
+	 * and answers, dynsec). With TLS, frames go through libmosquitto. */
 	bool raw;
+	int fl_state; /* FL_* */
+	int fl_fd;
+	uv_poll_t *fl_poll; /* freed in its close callback */
+	int fl_events;
+	struct sockaddr_storage fl_addr; /* the broker, as libmosquitto reached it */
+	socklen_t fl_addrlen;
+	char fl_client_id[160];
+	char *fl_password; /* the login's password, for the frames link's CONNECT */
+	uint8_t *fl_in;	   /* FL_IN_MAX bytes read and not yet parsed */
+	size_t fl_in_len;
+	struct fl_slot *fl_slots; /* QoS 1 messages in flight, by packet id % FL_SLOTS */
+	uint16_t fl_next_id;
+	unsigned fl_inflight;
+	unsigned fl_window;   /* the broker's receive maximum, at most MAX_INFLIGHT */
+	uint8_t fl_max_qos;   /* the broker's maximum QoS */
+	uint16_t fl_keepalive; /* seconds, 0: none */
+	uint64_t fl_since;    /* when the state was entered (ms, loop time) */
+	uint64_t fl_last_out; /* when the link last wrote */
+	uint64_t fl_ping_at;  /* a PINGREQ waits for its PINGRESP since, 0: none */
+	uint64_t fl_retry_at; /* FL_DOWN: the next connect, 0: when the main link is up */
+	uint64_t fl_backoff_ms;
+	bool fl_had_session; /* a CONNACK of this run left its session on the broker */
+	bool fl_qos0_logged;
+	bool fl_refused_logged;
 	uint8_t *out;
 	size_t out_off, out_len, out_cap;
 	uint32_t max_packet; /* the broker's Maximum Packet Size, 0: none */
@@ -109,6 +148,7 @@ static void poll_close_cb(uv_handle_t *h)
 
 static void schedule_reconnect(struct mqtt_bridge *b);
 static void sync_poll(struct mqtt_bridge *b);
+static void fl_down(struct mqtt_bridge *b, const char *why);
 
 static void link_down(struct mqtt_bridge *b, const char *why)
 {
@@ -121,9 +161,9 @@ static void link_down(struct mqtt_bridge *b, const char *why)
 	if (b->spool)
 		spool_commit(b->spool); /* the PUBACKs read (poll_cb) */
 	b->inflight = 0;
-	/* like libmosquitto's QoS 0 queue, what was not written is gone */
-	b->out_off = b->out_len = 0;
-	mosquitto_threaded_set(b->mosq, false);
+	/* the frames link lives while this one does */
+	fl_down(b, "the control link is down");
+	b->fl_retry_at = 0;
 	if (b->dynsec)
 		dynsec_link_down(b->dynsec);
 	if (b->connected) {
@@ -152,34 +192,10 @@ static void after_call(struct mqtt_bridge *b, int rc, const char *what)
 	sync_poll(b);
 }
 
-static bool out_pending(const struct mqtt_bridge *b)
-{
-	return b->out_off < b->out_len;
-}
-
-/* Write what is queued: the bridge's own bytes, then (only once they are
- * all out) libmosquitto's packets. A MOSQ_ERR_* for after_call(); a full
+/* Write what libmosquitto queued. A MOSQ_ERR_* for after_call(); a full
  * socket is not an error (the rest waits for UV_WRITABLE). */
 static int flush(struct mqtt_bridge *b)
 {
-	int fd = mosquitto_socket(b->mosq);
-	while (out_pending(b)) {
-		ssize_t n = send(fd, b->out + b->out_off, b->out_len - b->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return MOSQ_ERR_SUCCESS;
-			log_debug("mqtt: write: %s", strerror(errno));
-			return MOSQ_ERR_CONN_LOST;
-		}
-		b->out_off += (size_t)n;
-	}
-	if (b->out_len) {
-		b->out_off = b->out_len = 0;
-		mosquitto_threaded_set(b->mosq, false);
-	}
 	if (!mosquitto_want_write(b->mosq))
 		return MOSQ_ERR_SUCCESS;
 	return mosquitto_loop_write(b->mosq, 1);
@@ -237,7 +253,7 @@ static void sync_poll(struct mqtt_bridge *b)
 		b->poll_fd = fd;
 		b->poll_events = 0;
 	}
-	bool w = out_pending(b) || mosquitto_want_write(b->mosq);
+	bool w = mosquitto_want_write(b->mosq);
 	int ev = UV_READABLE | UV_DISCONNECT | (w ? UV_WRITABLE : 0);
 	if (ev != b->poll_events) {
 		uv_poll_start(b->poll, ev, poll_cb);
@@ -245,47 +261,515 @@ static void sync_poll(struct mqtt_bridge *b)
 	}
 }
 
-/* A message can go to the broker now: connected, with room in
- * libmosquitto's window and in the bridge's own write buffer. */
-static bool can_send(const struct mqtt_bridge *b)
+/* ---- the frames link (struct mqtt_bridge) ---- */
+
+static void hold_cb(uv_timer_t *t);
+static void fl_poll_cb(uv_poll_t *p, int status, int events);
+
+/* The control link is up and, in raw mode, the frames link too: frames can
+ * go out. */
+static bool link_up(const struct mqtt_bridge *b)
 {
-	return b->connected && b->inflight < MAX_INFLIGHT && b->out_len - b->out_off < OUT_MAX;
+	return b->connected && (!b->raw || b->fl_state == FL_UP);
 }
 
-/* Queue a QoS 0 PUBLISH in the bridge's buffer: 0, -EAGAIN when it must go
- * through libmosquitto instead (its queue is not empty: the order on the
- * wire would change), or -EINVAL / -EMSGSIZE / -ENOMEM for a message that
- * cannot be sent (what mosquitto_publish_v5 checks, it checks too). */
-static int out_publish(struct mqtt_bridge *b, const char *topic, const void *payload, size_t len)
+/* A message can go to the broker now: connected, with room in the window
+ * of the link it takes and in the frames link's write buffer. */
+static bool can_send(const struct mqtt_bridge *b)
 {
-	if (mosquitto_want_write(b->mosq))
-		return -EAGAIN;
-	size_t tlen = strlen(topic);
-	if (tlen > UINT16_MAX || mosquitto_validate_utf8(topic, (int)tlen) != MOSQ_ERR_SUCCESS ||
-	    mosquitto_pub_topic_check2(topic, tlen) != MOSQ_ERR_SUCCESS)
-		return -EINVAL;
-	size_t size = mqttpkt_publish0_size(tlen, len);
-	if (!size || (b->max_packet && size > b->max_packet))
-		return -EMSGSIZE;
+	if (!b->connected || b->inflight >= MAX_INFLIGHT)
+		return false;
+	return !b->raw || (b->fl_state == FL_UP && b->fl_inflight < b->fl_window &&
+			   b->out_len - b->out_off < OUT_MAX);
+}
+
+/* The broker lost its sessions (a CONNACK without the session it had):
+ * with them the sessions and subscriptions of every other client. What the
+ * spool sends now would be acknowledged and dropped for want of
+ * subscribers, so it waits for them to subscribe again. */
+static void sessions_lost(struct mqtt_bridge *b)
+{
+	log_warning("mqtt: %s:%d lost its sessions (killed, or its store lost)%s", b->host,
+		    b->port,
+		    b->spool ? "; spooled frames wait 5 s for subscribers to subscribe again" : "");
+	if (b->spool) {
+		b->spool_held = true;
+		b->hold_extended = 0;
+		uv_timer_start(&b->hold, hold_cb, LOST_SESSIONS_HOLD_MS, 0);
+	}
+}
+
+static void fl_sync(struct mqtt_bridge *b)
+{
+	if (!b->fl_poll)
+		return;
+	bool w = b->fl_state == FL_TCP || b->out_off < b->out_len;
+	int ev = UV_READABLE | UV_DISCONNECT | (w ? UV_WRITABLE : 0);
+	if (ev != b->fl_events) {
+		uv_poll_start(b->fl_poll, ev, fl_poll_cb);
+		b->fl_events = ev;
+	}
+}
+
+/* Close the frames link; it connects again after a backoff while the
+ * control link is up. What was not written is gone (QoS 0, as in
+ * libmosquitto's queue); spooled messages in flight go again from the spool
+ * (all it holds is unacknowledged); other QoS 1 messages in flight keep
+ * their slots and go again after the next CONNACK. */
+static void fl_down(struct mqtt_bridge *b, const char *why)
+{
+	if (b->fl_state == FL_DOWN)
+		return;
+	bool was_up = b->fl_state == FL_UP;
+	if (b->fl_poll) {
+		uv_close((uv_handle_t *)b->fl_poll, poll_close_cb);
+		b->fl_poll = NULL;
+	}
+	if (b->fl_fd >= 0) {
+		close(b->fl_fd);
+		b->fl_fd = -1;
+	}
+	b->fl_state = FL_DOWN;
+	b->fl_events = 0;
+	b->out_off = b->out_len = 0;
+	b->fl_in_len = 0;
+	b->fl_ping_at = 0;
+	for (unsigned i = 0; i < FL_SLOTS; i++) {
+		struct fl_slot *s = &b->fl_slots[i];
+		if (s->id && !s->m) {
+			s->id = 0;
+			b->fl_inflight--;
+		}
+	}
+	if (b->spool) {
+		spool_commit(b->spool); /* the PUBACKs read */
+		b->spool_sent = 0;
+		b->spool_pending = true;
+	}
+	b->fl_backoff_ms = b->fl_backoff_ms ? b->fl_backoff_ms * 2 : 1000;
+	if (b->fl_backoff_ms > BACKOFF_MAX_MS)
+		b->fl_backoff_ms = BACKOFF_MAX_MS;
+	b->fl_retry_at = uv_now(b->d->loop) + b->fl_backoff_ms;
+	if (was_up && !b->shutting_down) {
+		log_warning("mqtt: frames link to %s:%d lost (%s); reconnecting", b->host, b->port,
+			    why);
+	} else if (!b->shutting_down) {
+		log_debug("mqtt: frames link to %s:%d: %s", b->host, b->port, why);
+	}
+}
+
+/* Room for `size` more bytes in the write buffer: 0 or -ENOMEM. */
+static int fl_reserve(struct mqtt_bridge *b, size_t size)
+{
 	if (b->out_len + size > b->out_cap && b->out_off) {
 		memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
 		b->out_len -= b->out_off;
 		b->out_off = 0;
 	}
-	if (b->out_len + size > b->out_cap) {
-		size_t cap = b->out_cap ? b->out_cap : 64 * 1024;
-		while (cap < b->out_len + size)
-			cap *= 2;
-		uint8_t *n = realloc(b->out, cap);
-		if (!n)
-			return -ENOMEM;
-		b->out = n;
-		b->out_cap = cap;
-	}
-	if (!b->out_len)
-		mosquitto_threaded_set(b->mosq, true); /* until flush() */
-	b->out_len += mqttpkt_publish0(b->out + b->out_len, topic, tlen, payload, len);
+	if (b->out_len + size <= b->out_cap)
+		return 0;
+	size_t cap = b->out_cap ? b->out_cap : 64 * 1024;
+	while (cap < b->out_len + size)
+		cap *= 2;
+	uint8_t *n = realloc(b->out, cap);
+	if (!n)
+		return -ENOMEM;
+	b->out = n;
+	b->out_cap = cap;
 	return 0;
+}
+
+/* After a failed send() or recv() on the frames link: 0 to try again
+ * (EINTR), 1 when the socket would block, -1 when the link went down. */
+static int fl_io_failed(struct mqtt_bridge *b)
+{
+	if (errno == EINTR)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 1;
+	fl_down(b, strerror(errno));
+	return -1;
+}
+
+/* Write what is buffered, as far as the socket takes it: false when the
+ * link went down. */
+static bool fl_flush(struct mqtt_bridge *b)
+{
+	while (b->out_off < b->out_len) {
+		ssize_t n = send(b->fl_fd, b->out + b->out_off, b->out_len - b->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			int e = fl_io_failed(b);
+			if (e < 0)
+				return false;
+			if (e)
+				break;
+			continue;
+		}
+		b->out_off += (size_t)n;
+		b->fl_last_out = uv_now(b->d->loop);
+	}
+	if (b->out_off == b->out_len)
+		b->out_off = b->out_len = 0;
+	fl_sync(b);
+	return true;
+}
+
+/* A free packet id (its slot free too), or 0 when every slot is taken. */
+static uint16_t fl_take_id(struct mqtt_bridge *b)
+{
+	for (unsigned i = 0; i < FL_SLOTS; i++) {
+		uint16_t id = ++b->fl_next_id;
+		if (!id)
+			id = b->fl_next_id = 1;
+		if (!b->fl_slots[id % FL_SLOTS].id)
+			return id;
+	}
+	return 0;
+}
+
+/* Buffer a PUBLISH on the frames link: spooled (seq) or a bus message (m,
+ * referenced while in flight at QoS 1). 0, -EAGAIN (no packet id free),
+ * -ENOMEM, or -EINVAL / -EMSGSIZE for a message that cannot be sent (what
+ * mosquitto_publish_v5 checks, it checks too). */
+static int fl_publish(struct mqtt_bridge *b, const char *topic, const void *payload, size_t len,
+		      int qos, uint64_t seq, struct bus_msg *m)
+{
+	size_t tlen = strlen(topic);
+	if (tlen > UINT16_MAX || mosquitto_validate_utf8(topic, (int)tlen) != MOSQ_ERR_SUCCESS ||
+	    mosquitto_pub_topic_check2(topic, tlen) != MOSQ_ERR_SUCCESS)
+		return -EINVAL;
+	if (qos > b->fl_max_qos) {
+		if (!b->fl_qos0_logged)
+			log_error("mqtt: %s:%d accepts QoS 0 only: frames go at QoS 0%s", b->host,
+				  b->port, b->spool ? " and leave the spool unacknowledged" : "");
+		b->fl_qos0_logged = true;
+		qos = 0;
+	}
+	size_t size = mqttpkt_publish_size(tlen, len, qos);
+	if (!size || (b->max_packet && size > b->max_packet))
+		return -EMSGSIZE;
+	if (fl_reserve(b, size) < 0)
+		return -ENOMEM;
+	uint16_t id = qos ? fl_take_id(b) : 0;
+	if (qos && !id)
+		return -EAGAIN;
+	b->out_len += mqttpkt_publish(b->out + b->out_len, topic, tlen, payload, len, qos, id, false);
+	if (qos) {
+		struct fl_slot *s = &b->fl_slots[id % FL_SLOTS];
+		s->id = id;
+		s->seq = seq;
+		s->m = m ? bus_msg_ref(m) : NULL;
+		b->fl_inflight++;
+	} else if (seq) {
+		spool_ack(b->spool, seq);
+	}
+	return 0;
+}
+
+static void fl_connect(struct mqtt_bridge *b)
+{
+	b->fl_state = FL_TCP;
+	b->fl_since = uv_now(b->d->loop);
+	b->fl_fd = socket(b->fl_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (b->fl_fd < 0) {
+		fl_down(b, strerror(errno));
+		return;
+	}
+	int one = 1;
+	setsockopt(b->fl_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(b->fl_fd, (struct sockaddr *)&b->fl_addr, b->fl_addrlen) < 0 &&
+	    errno != EINPROGRESS) {
+		fl_down(b, strerror(errno));
+		return;
+	}
+	b->fl_poll = malloc(sizeof(*b->fl_poll));
+	if (!b->fl_poll || uv_poll_init(b->d->loop, b->fl_poll, b->fl_fd) < 0) {
+		free(b->fl_poll);
+		b->fl_poll = NULL;
+		fl_down(b, "cannot watch the socket");
+		return;
+	}
+	b->fl_poll->data = b;
+	b->fl_events = 0;
+	fl_sync(b);
+}
+
+/* On the spawned broker the bridge's rights to labgw/v1/# come from the
+ * dynamic-security set-up of the control link: the frames link waits for
+ * it. */
+static bool fl_rights_ready(const struct mqtt_bridge *b)
+{
+	if (!b->dynsec || !b->d->broker)
+		return true;
+	struct dynsec_stats ds;
+	dynsec_get_stats(b->dynsec, &ds);
+	return ds.acl_ok;
+}
+
+static void fl_maybe_connect(struct mqtt_bridge *b)
+{
+	if (!b->raw || !b->connected || b->shutting_down || b->fl_state != FL_DOWN ||
+	    !b->fl_addrlen || (b->fl_retry_at && uv_now(b->d->loop) < b->fl_retry_at) ||
+	    !fl_rights_ready(b))
+		return;
+	fl_connect(b);
+}
+
+static void fl_up(struct mqtt_bridge *b, const struct mqttpkt_connack *c)
+{
+	b->fl_state = FL_UP;
+	b->fl_since = uv_now(b->d->loop);
+	b->fl_backoff_ms = 0;
+	b->fl_refused_logged = false;
+	b->fl_window = c->receive_max < MAX_INFLIGHT ? c->receive_max : MAX_INFLIGHT;
+	b->fl_max_qos = c->max_qos;
+	b->max_packet = c->max_packet;
+	if (c->has_server_keepalive)
+		b->fl_keepalive = c->server_keepalive;
+	bool present = c->session_present;
+	log_info("mqtt: frames link as %s: receive maximum %u, maximum QoS %u, maximum packet "
+		 "size %u, keepalive %u s",
+		 b->fl_client_id, c->receive_max, c->max_qos, c->max_packet, b->fl_keepalive);
+	log_notice("mqtt: connected to %s:%d%s", b->host, b->port,
+		   !b->session ? ""
+		   : present   ? " (session resumed)"
+			       : " (new session)");
+	if (b->session && b->fl_had_session && !present) {
+		sessions_lost(b);
+	} else if (present && b->spool_held) {
+		b->spool_held = false;
+		uv_timer_stop(&b->hold);
+	}
+	b->fl_had_session = b->session;
+	/* QoS 1 messages in flight at the loss go again with their packet
+	 * ids, flagged DUP if the broker kept the session */
+	for (unsigned i = 0; i < FL_SLOTS; i++) {
+		struct fl_slot *s = &b->fl_slots[i];
+		if (!s->id)
+			continue;
+		const struct bus_msg *m = s->m;
+		if (!m)
+			continue;
+		size_t tlen = strlen(m->topic);
+		size_t size = mqttpkt_publish_size(tlen, m->frame->json_len, 1);
+		if (!size || (b->max_packet && size > b->max_packet) || fl_reserve(b, size) < 0) {
+			b->st.dropped++;
+			bus_msg_unref(s->m);
+			s->m = NULL;
+			s->id = 0;
+			b->fl_inflight--;
+			continue;
+		}
+		b->out_len += mqttpkt_publish(b->out + b->out_len, m->topic, tlen, m->frame->json,
+					      m->frame->json_len, 1, s->id, present);
+	}
+	b->spool_pending = b->spool != NULL;
+	if (fl_flush(b))
+		wake_drain(b);
+}
+
+/* The broker acknowledged packet `id`. */
+static void fl_puback(struct mqtt_bridge *b, uint16_t id, uint8_t reason)
+{
+	struct fl_slot *s = &b->fl_slots[id % FL_SLOTS];
+	if (s->id != id) {
+		log_debug("mqtt: frames link: PUBACK for packet %u, not in flight", id);
+		return;
+	}
+	if (reason >= 0x80)
+		log_debug("mqtt: broker refused a frame: %s", mosquitto_reason_string(reason));
+	if (s->m) {
+		bus_msg_unref(s->m);
+		s->m = NULL;
+	} else if (b->spool) {
+		/* acknowledged; a refusal would be the same answer again, so
+		 * the message leaves the spool either way */
+		spool_ack(b->spool, s->seq);
+	}
+	s->id = 0;
+	b->fl_inflight--;
+}
+
+/* One packet from the broker: false when the link went down. */
+static bool fl_packet(struct mqtt_bridge *b, const struct mqttpkt_in *pk)
+{
+	b->fl_ping_at = 0; /* it is alive */
+	if (b->fl_state == FL_CONNACK) {
+		struct mqttpkt_connack c;
+		if (mqttpkt_connack(pk, &c) < 0) {
+			fl_down(b, "no valid CONNACK");
+			return false;
+		}
+		if (c.reason) {
+			if (!b->fl_refused_logged)
+				log_warning("mqtt: broker %s:%d refused the frames link (client %s): "
+					    "%s",
+					    b->host, b->port, b->fl_client_id,
+					    mosquitto_reason_string(c.reason));
+			b->fl_refused_logged = true;
+			fl_down(b, "refused");
+			return false;
+		}
+		fl_up(b, &c);
+		return b->fl_state == FL_UP;
+	}
+	uint16_t id;
+	uint8_t reason = 0;
+	switch (pk->type) {
+	case 4: /* PUBACK */
+		if (mqttpkt_puback(pk, &id, &reason) < 0)
+			break;
+		fl_puback(b, id, reason);
+		return true;
+	case 13: /* PINGRESP */
+		if (pk->flags || pk->len)
+			break;
+		return true;
+	case 14: /* DISCONNECT */
+		if (mqttpkt_disconnect_reason(pk, &reason) < 0)
+			break;
+		fl_down(b, mosquitto_reason_string(reason));
+		return false;
+	default:
+		break;
+	}
+	fl_down(b, "unexpected or malformed packet");
+	return false;
+}
+
+/* Read what the broker sent: false when the link went down. */
+static bool fl_read(struct mqtt_bridge *b)
+{
+	/* the PUBACKs' messages leave the spool in the transaction that
+	 * drain_cb commits at the end of this loop turn (see poll_cb) */
+	if (b->spool && !b->shutting_down) {
+		spool_begin(b->spool);
+		uv_idle_start(&b->drain, drain_cb);
+	}
+	for (int i = 0; i < 16; i++) {
+		size_t room = FL_IN_BUF - b->fl_in_len;
+		ssize_t n = recv(b->fl_fd, b->fl_in + b->fl_in_len, room, MSG_DONTWAIT);
+		if (n == 0) {
+			fl_down(b, "closed by the broker");
+			return false;
+		}
+		if (n < 0) {
+			int e = fl_io_failed(b);
+			if (e < 0)
+				return false;
+			if (e)
+				break;
+			continue;
+		}
+		b->fl_in_len += (size_t)n;
+		size_t off = 0;
+		for (;;) {
+			struct mqttpkt_in pk;
+			long k = mqttpkt_next(b->fl_in + off, b->fl_in_len - off, FL_IN_MAX, &pk);
+			if (k < 0) {
+				fl_down(b, "malformed or oversized packet");
+				return false;
+			}
+			if (k == 0)
+				break;
+			off += (size_t)k;
+			if (!fl_packet(b, &pk))
+				return false;
+		}
+		memmove(b->fl_in, b->fl_in + off, b->fl_in_len - off);
+		b->fl_in_len -= off;
+		if ((size_t)n < room)
+			break; /* all there was */
+	}
+	return true;
+}
+
+static void fl_poll_cb(uv_poll_t *p, int status, int events)
+{
+	struct mqtt_bridge *b = p->data;
+	if (status < 0) {
+		fl_down(b, uv_strerror(status));
+		return;
+	}
+	if (b->fl_state == FL_TCP) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+		if (getsockopt(b->fl_fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
+			fl_down(b, strerror(err));
+			return;
+		}
+		struct mqttpkt_connect c = {
+			.client_id = b->fl_client_id,
+			.username = b->username[0] ? b->username : NULL,
+			.password = b->fl_password,
+			.keepalive_s = b->fl_keepalive,
+			.clean_start = !b->session,
+			.session_expiry_s = b->session ? (uint32_t)(b->d->cfg->mqtt_session_expiry_ms /
+								   1000)
+						       : 0,
+		};
+		size_t cap = 64 + strlen(b->fl_client_id) + strlen(b->username) +
+			     (b->fl_password ? strlen(b->fl_password) : 0);
+		size_t n = fl_reserve(b, cap) < 0 ? 0 : mqttpkt_connect(b->out + b->out_len, cap, &c);
+		if (!n) {
+			fl_down(b, "cannot make the CONNECT");
+			return;
+		}
+		b->out_len += n;
+		b->fl_state = FL_CONNACK;
+		fl_flush(b);
+		return;
+	}
+	unsigned before = b->fl_inflight;
+	if ((events & (UV_READABLE | UV_DISCONNECT)) && !fl_read(b))
+		return;
+	if (b->fl_state != FL_UP || ((events & UV_WRITABLE) && !fl_flush(b)))
+		return;
+	/* PUBACKs opened the window, or the socket took what held the drain:
+	 * refill now rather than a loop turn later (the broker's receive
+	 * maximum is often small, 20 on mosquitto, so the rate is the window
+	 * per round trip, and this is half of the round trip) */
+	if ((b->fl_inflight < before || (events & UV_WRITABLE)) && bus_sub_pending(b->sub))
+		drain_cb(&b->drain);
+	else
+		wake_drain(b);
+}
+
+/* Every second (misc_cb): connect when due, give up a connect that gets no
+ * answer, keep the link alive. */
+static void fl_tick(struct mqtt_bridge *b)
+{
+	if (!b->raw || b->shutting_down)
+		return;
+	uint64_t now = uv_now(b->d->loop);
+	switch (b->fl_state) {
+	case FL_DOWN:
+		fl_maybe_connect(b);
+		break;
+	case FL_TCP:
+	case FL_CONNACK:
+		if (now - b->fl_since >= FL_CONNECT_TIMEOUT_MS)
+			fl_down(b, "no answer to the connect");
+		break;
+	default: {
+		uint64_t ka = (uint64_t)b->fl_keepalive * 1000;
+		if (!ka)
+			break;
+		if (b->fl_ping_at && now - b->fl_ping_at >= ka) {
+			fl_down(b, "no answer to PINGREQ");
+			break;
+		}
+		if (!b->fl_ping_at && now - b->fl_last_out >= ka / 2 && fl_reserve(b, 2) == 0) {
+			b->out_len += mqttpkt_pingreq(b->out + b->out_len);
+			b->fl_ping_at = now;
+			fl_flush(b);
+		}
+		break;
+	}
+	}
 }
 
 static bool spooled(const struct mqtt_bridge *b, const struct bus_msg *m)
@@ -309,6 +793,23 @@ static void spool_send(struct mqtt_bridge *b)
 		if (r <= 0) {
 			b->spool_pending = false;
 			break;
+		}
+		if (b->raw) {
+			r = fl_publish(b, topic, payload, len, 1, seq, NULL);
+			free(topic);
+			free(payload);
+			n++;
+			if (r == -EAGAIN || r == -ENOMEM)
+				break; /* it goes later */
+			if (r < 0) {
+				/* it never can: it leaves */
+				log_debug("mqtt: spooled message not sent: %s", strerror(-r));
+				spool_ack(b->spool, seq);
+			} else {
+				b->st.published++;
+			}
+			b->spool_sent = seq;
+			continue;
 		}
 		int mid = 0;
 		int rc = mosquitto_publish_v5(b->mosq, &mid, topic, (int)len, payload, 1, false,
@@ -351,7 +852,7 @@ static void drain_cb(uv_idle_t *h)
 	while (n < budget) {
 		bool sendable = can_send(b);
 		/* while the link is down, the spool takes what is for it */
-		if (!sendable && !(b->spool && !b->connected))
+		if (!sendable && !(b->spool && !link_up(b)))
 			break;
 		uint64_t dropped;
 		struct bus_msg *m = bus_sub_pop(b->sub, &dropped);
@@ -366,24 +867,24 @@ static void drain_cb(uv_idle_t *h)
 			bus_msg_unref(m);
 			continue;
 		}
-		if (!sendable) {
+		/* retained states take the control link, which may be up
+		 * while the frames link is not */
+		if (!sendable && !(m->retained && b->connected && b->inflight < MAX_INFLIGHT)) {
 			b->st.dropped++;
 			bus_msg_unref(m);
 			continue;
 		}
 		int qos = m->retained ? 1 : (int)b->d->cfg->mqtt_qos;
-		if (qos == 0 && b->raw) {
-			int r = out_publish(b, m->topic, m->frame->json, m->frame->json_len);
-			if (r != -EAGAIN) {
-				if (r == 0) {
-					b->st.published++;
-				} else {
-					b->st.dropped++;
-					log_debug("mqtt: %s not sent: %s", m->topic, strerror(-r));
-				}
-				bus_msg_unref(m);
-				continue;
+		if (b->raw && !m->retained) {
+			int r = fl_publish(b, m->topic, m->frame->json, m->frame->json_len, qos, 0, m);
+			if (r == 0) {
+				b->st.published++;
+			} else {
+				b->st.dropped++;
+				log_debug("mqtt: %s not sent: %s", m->topic, strerror(-r));
 			}
+			bus_msg_unref(m);
+			continue;
 		}
 		int rc = mosquitto_publish_v5(b->mosq, NULL, m->topic, (int)m->frame->json_len,
 					      m->frame->json, qos, m->retained, NULL);
@@ -402,14 +903,18 @@ static void drain_cb(uv_idle_t *h)
 		spool_commit(b->spool);
 	}
 	/* one write for the turn's messages */
+	if (b->fl_state == FL_UP)
+		fl_flush(b);
 	if (b->poll)
 		after_call(b, flush(b), "write");
 	b->left_pending = bus_sub_pending(b->sub);
 	bool sendable = can_send(b);
-	bool more = (b->left_pending && (sendable || (b->spool && !b->connected))) ||
+	bool more = (b->left_pending && (sendable || (b->spool && !link_up(b)))) ||
 		    (sendable && spool_ready(b));
 	if (!more || b->shutting_down)
 		uv_idle_stop(&b->drain);
+	else
+		uv_idle_start(&b->drain, drain_cb); /* when called directly (fl_poll_cb) */
 }
 
 static void wake_drain(struct mqtt_bridge *b)
@@ -417,7 +922,7 @@ static void wake_drain(struct mqtt_bridge *b)
 	if (b->shutting_down)
 		return;
 	bool sendable = can_send(b);
-	if ((bus_sub_pending(b->sub) && (sendable || (b->spool && !b->connected))) ||
+	if ((bus_sub_pending(b->sub) && (sendable || (b->spool && !link_up(b)))) ||
 	    (sendable && spool_ready(b)))
 		uv_idle_start(&b->drain, drain_cb);
 }
@@ -495,36 +1000,40 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 	b->connected = true;
 	b->backoff_ms = 0;
 	b->inflight = 0;
-	b->max_packet = 0;
-	mosquitto_property_read_int32(p, MQTT_PROP_MAXIMUM_PACKET_SIZE, &b->max_packet, false);
 	b->st.connects++;
 	b->refused_logged = false;
 	bool present = flags & 1;
-	log_notice("mqtt: connected to %s:%d%s", b->host, b->port,
-		   !b->session ? ""
-		   : present   ? " (session resumed)"
-			       : " (new session)");
-	/* Our session gone although the broker had it: the broker lost its
-	 * state (killed before it saved it, or its store lost), and with it
-	 * the sessions and subscriptions of every other client. What the
-	 * spool sends now would be acknowledged and dropped for want of
-	 * subscribers, so it waits for them to subscribe again. libmosquitto
-	 * sends what it had in flight at the loss again at once; what of that
-	 * finds no subscriber stays in the spool (on_publish). */
-	if (b->session && b->had_session && !present) {
-		log_warning("mqtt: %s:%d lost its sessions (killed, or its store lost)%s", b->host,
-			    b->port,
-			    b->spool
-				    ? "; spooled frames wait 5 s for subscribers to subscribe again"
-				    : "");
-		if (b->spool) {
-			b->spool_held = true;
-			b->hold_extended = 0;
-			uv_timer_start(&b->hold, hold_cb, LOST_SESSIONS_HOLD_MS, 0);
+	if (b->raw) {
+		/* the frames link (fl_*) connects to the same address; on it
+		 * the bridge is "connected" (the notice, the sessions) */
+		log_info("mqtt: control link to %s:%d up%s", b->host, b->port,
+			 !b->session ? ""
+			 : present   ? " (session resumed)"
+				     : " (new session)");
+		b->fl_addrlen = sizeof(b->fl_addr);
+		if (getpeername(mosquitto_socket(b->mosq), (struct sockaddr *)&b->fl_addr,
+				&b->fl_addrlen) < 0) {
+			log_warning("mqtt: frames link: no broker address: %s", strerror(errno));
+			b->fl_addrlen = 0;
 		}
-	} else if (present && b->spool_held) {
-		b->spool_held = false;
-		uv_timer_stop(&b->hold);
+		b->fl_keepalive = (uint16_t)(b->d->cfg->mqtt_keepalive_ms / 1000);
+		b->fl_retry_at = 0;
+		b->fl_backoff_ms = 0;
+	} else {
+		log_notice("mqtt: connected to %s:%d%s", b->host, b->port,
+			   !b->session ? ""
+			   : present   ? " (session resumed)"
+				       : " (new session)");
+		/* Our session gone although the broker had it: the broker
+		 * lost its state (sessions_lost). libmosquitto sends what it
+		 * had in flight at the loss again at once; what of that finds
+		 * no subscriber stays in the spool (on_publish). */
+		if (b->session && b->had_session && !present)
+			sessions_lost(b);
+		else if (present && b->spool_held) {
+			b->spool_held = false;
+			uv_timer_stop(&b->hold);
+		}
 	}
 	b->had_session = b->session;
 	b->spool_pending = b->spool != NULL;
@@ -540,6 +1049,7 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags,
 	/* resend the retained states: the broker may have lost them */
 	bus_sub_remove(b->sub, "labgw/v1/#");
 	bus_sub_add(b->sub, "labgw/v1/#");
+	fl_maybe_connect(b);
 	wake_drain(b);
 }
 
@@ -602,6 +1112,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 	if (!strcmp(msg->topic, DYNSEC_RESPONSE_TOPIC)) {
 		if (b->dynsec && msg->payloadlen > 0)
 			dynsec_on_response(b->dynsec, msg->payload, (size_t)msg->payloadlen);
+		fl_maybe_connect(b); /* it may wait for the rights set up here */
 		return;
 	}
 	b->st.requests++;
@@ -741,8 +1252,10 @@ static int set_login(struct mqtt_bridge *b)
 	int rc = MOSQ_ERR_SUCCESS;
 	if (user) {
 		snprintf(b->username, sizeof(b->username), "%s", user);
-		/* libmosquitto keeps its own copy */
+		/* libmosquitto keeps its own copy; the frames link too */
 		rc = mosquitto_username_pw_set(b->mosq, user, pass);
+		if (rc == MOSQ_ERR_SUCCESS && pass && b->raw && !(b->fl_password = strdup(pass)))
+			rc = MOSQ_ERR_NOMEM;
 	}
 	explicit_bzero(pw, sizeof(pw));
 	return rc == MOSQ_ERR_SUCCESS ? 0 : -EINVAL;
@@ -750,6 +1263,12 @@ static int set_login(struct mqtt_bridge *b)
 
 static void bridge_release(struct mqtt_bridge *b)
 {
+	if (b->fl_password) {
+		explicit_bzero(b->fl_password, strlen(b->fl_password));
+		free(b->fl_password);
+	}
+	free(b->fl_slots);
+	free(b->fl_in);
 	mosquitto_destroy(b->mosq);
 	free(b->host);
 	pthread_mutex_destroy(&b->mu);
@@ -851,6 +1370,7 @@ static void schedule_reconnect(struct mqtt_bridge *b)
 static void misc_cb(uv_timer_t *t)
 {
 	struct mqtt_bridge *b = t->data;
+	fl_tick(b);
 	if (!b->poll || b->connecting)
 		return;
 	int rc = mosquitto_loop_misc(b->mosq);
@@ -877,11 +1397,13 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 	b->host = strdup(host);
 	b->port = port;
 	b->poll_fd = -1;
+	b->fl_fd = -1;
 	char client_id[128];
 	if (cfg->mqtt_client_id[0])
 		snprintf(client_id, sizeof(client_id), "%s", cfg->mqtt_client_id);
 	else
 		snprintf(client_id, sizeof(client_id), "labgwd-%s", cfg->gw_id);
+	snprintf(b->fl_client_id, sizeof(b->fl_client_id), "%s-frames", client_id);
 	snprintf(b->topic_req_tx, sizeof(b->topic_req_tx), POLICY_TX_FILTER_FMT, cfg->gw_id);
 	snprintf(b->state_topic, sizeof(b->state_topic), "labgw/v1/gw/%s/state", cfg->gw_id);
 
@@ -928,9 +1450,18 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 			return NULL;
 		}
 	}
-	/* on a plain socket the bridge writes QoS 0 frames itself (see
-	 * struct mqtt_bridge) */
+	/* on a plain socket frames take the frames link (see struct
+	 * mqtt_bridge) */
 	b->raw = !(cfg->mqtt_tls_ca[0] && !d->broker);
+	if (b->raw) {
+		b->fl_slots = calloc(FL_SLOTS, sizeof(*b->fl_slots));
+		b->fl_in = malloc(FL_IN_BUF);
+		if (!b->fl_slots || !b->fl_in) {
+			log_error("mqtt: cannot set up the client");
+			setup_failed(b);
+			return NULL;
+		}
+	}
 	if (set_login(b) < 0) {
 		setup_failed(b);
 		return NULL;
@@ -980,7 +1511,7 @@ struct mqtt_bridge *mqtt_bridge_new(struct labgwd *d, const char *host, int port
 void mqtt_bridge_get_stats(const struct mqtt_bridge *b, struct mqtt_stats *st)
 {
 	*st = b->st;
-	st->connected = b->connected;
+	st->connected = link_up(b);
 	st->queued = b->sub ? bus_sub_pending(b->sub) : 0;
 	if (b->spool) {
 		struct spool_stats ss;
@@ -1018,6 +1549,11 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 		/* PUBACKs already in the socket let their messages leave the spool */
 		if (b->spool && b->connected)
 			mosquitto_loop_read(b->mosq, 16);
+		if (b->fl_state == FL_UP && fl_flush(b) && (!b->spool || fl_read(b)) &&
+		    fl_reserve(b, 2) == 0) {
+			b->out_len += mqttpkt_disconnect(b->out + b->out_len);
+			fl_flush(b);
+		}
 		b->connected = false;
 		mosquitto_disconnect_v5(b->mosq, MQTT_RC_NORMAL_DISCONNECTION, NULL);
 		if (mosquitto_socket(b->mosq) >= 0)
@@ -1025,6 +1561,12 @@ void mqtt_bridge_shutdown(struct mqtt_bridge *b)
 		log_info("mqtt: disconnected from %s:%d", b->host, b->port);
 	}
 	b->connected = false;
+	fl_down(b, "shutdown");
+	for (unsigned i = 0; b->fl_slots && i < FL_SLOTS; i++) {
+		bus_msg_unref(b->fl_slots[i].m);
+		b->fl_slots[i].m = NULL;
+		b->fl_slots[i].id = 0;
+	}
 	if (b->spool) {
 		/* what is still queued for the spool goes there, for the next start */
 		while (bus_sub_pending(b->sub))
