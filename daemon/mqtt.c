@@ -428,6 +428,19 @@ static uint16_t fl_take_id(struct mqtt_bridge *b)
 	return 0;
 }
 
+/* Encode a PUBLISH into the write buffer: 0, -EMSGSIZE or -ENOMEM. */
+static int fl_encode(struct mqtt_bridge *b, const char *topic, size_t tlen, const void *payload,
+		     size_t len, int qos, uint16_t id, bool dup)
+{
+	size_t size = mqttpkt_publish_size(tlen, len, qos);
+	if (!size || (b->max_packet && size > b->max_packet))
+		return -EMSGSIZE;
+	if (fl_reserve(b, size) < 0)
+		return -ENOMEM;
+	b->out_len += mqttpkt_publish(b->out + b->out_len, topic, tlen, payload, len, qos, id, dup);
+	return 0;
+}
+
 /* Buffer a PUBLISH on the frames link: spooled (seq) or a bus message (m,
  * referenced while in flight at QoS 1). 0, -EAGAIN (no packet id free),
  * -ENOMEM, or -EINVAL / -EMSGSIZE for a message that cannot be sent (what
@@ -446,15 +459,12 @@ static int fl_publish(struct mqtt_bridge *b, const char *topic, const void *payl
 		b->fl_qos0_logged = true;
 		qos = 0;
 	}
-	size_t size = mqttpkt_publish_size(tlen, len, qos);
-	if (!size || (b->max_packet && size > b->max_packet))
-		return -EMSGSIZE;
-	if (fl_reserve(b, size) < 0)
-		return -ENOMEM;
 	uint16_t id = qos ? fl_take_id(b) : 0;
 	if (qos && !id)
 		return -EAGAIN;
-	b->out_len += mqttpkt_publish(b->out + b->out_len, topic, tlen, payload, len, qos, id, false);
+	int rc = fl_encode(b, topic, tlen, payload, len, qos, id, false);
+	if (rc < 0)
+		return rc;
 	if (qos) {
 		struct fl_slot *s = &b->fl_slots[id % FL_SLOTS];
 		s->id = id;
@@ -549,20 +559,14 @@ static void fl_up(struct mqtt_bridge *b, const struct mqttpkt_connack *c)
 		if (!s->id)
 			continue;
 		const struct bus_msg *m = s->m;
-		if (!m)
+		if (!m || fl_encode(b, m->topic, strlen(m->topic), m->frame->json,
+				    m->frame->json_len, 1, s->id, present) == 0)
 			continue;
-		size_t tlen = strlen(m->topic);
-		size_t size = mqttpkt_publish_size(tlen, m->frame->json_len, 1);
-		if (!size || (b->max_packet && size > b->max_packet) || fl_reserve(b, size) < 0) {
-			b->st.dropped++;
-			bus_msg_unref(s->m);
-			s->m = NULL;
-			s->id = 0;
-			b->fl_inflight--;
-			continue;
-		}
-		b->out_len += mqttpkt_publish(b->out + b->out_len, m->topic, tlen, m->frame->json,
-					      m->frame->json_len, 1, s->id, present);
+		b->st.dropped++;
+		bus_msg_unref(s->m);
+		s->m = NULL;
+		s->id = 0;
+		b->fl_inflight--;
 	}
 	b->spool_pending = b->spool != NULL;
 	if (fl_flush(b))

@@ -70,17 +70,6 @@ size_t mqttpkt_publish(uint8_t *out, const char *topic, size_t topic_len, const 
 	return (size_t)(p - out);
 }
 
-size_t mqttpkt_publish0_size(size_t topic_len, size_t payload_len)
-{
-	return mqttpkt_publish_size(topic_len, payload_len, 0);
-}
-
-size_t mqttpkt_publish0(uint8_t *out, const char *topic, size_t topic_len, const void *payload,
-			size_t payload_len)
-{
-	return mqttpkt_publish(out, topic, topic_len, payload, payload_len, 0, 0, false);
-}
-
 size_t mqttpkt_connect(uint8_t *out, size_t cap, const struct mqttpkt_connect *c)
 {
 	const char *id = c->client_id ? c->client_id : "";

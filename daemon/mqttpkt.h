@@ -28,11 +28,6 @@ size_t mqttpkt_publish_size(size_t topic_len, size_t payload_len, int qos);
 size_t mqttpkt_publish(uint8_t *out, const char *topic, size_t topic_len, const void *payload,
 		       size_t payload_len, int qos, uint16_t id, bool dup);
 
-/* QoS 0 shorthands of the two above. */
-size_t mqttpkt_publish0_size(size_t topic_len, size_t payload_len);
-size_t mqttpkt_publish0(uint8_t *out, const char *topic, size_t topic_len, const void *payload,
-			size_t payload_len);
-
 struct mqttpkt_connect {
 	const char *client_id;
 	const char *username; /* NULL: none */

@@ -22,8 +22,8 @@ static void test_small_publish_bytes(void **state)
 {
 	static const uint8_t want[] = {0x30, 0x08, 0x00, 0x03, 'a', '/', 'b', 0x00, 'h', 'i'};
 	uint8_t out[sizeof(want)];
-	assert_int_equal(mqttpkt_publish0_size(3, 2), sizeof(want));
-	assert_int_equal(mqttpkt_publish0(out, "a/b", 3, "hi", 2), sizeof(want));
+	assert_int_equal(mqttpkt_publish_size(3, 2, 0), sizeof(want));
+	assert_int_equal(mqttpkt_publish(out, "a/b", 3, "hi", 2, 0, 0, false), sizeof(want));
 	assert_memory_equal(out, want, sizeof(want));
 }
 
@@ -31,7 +31,7 @@ static void test_empty_payload(void **state)
 {
 	static const uint8_t want[] = {0x30, 0x04, 0x00, 0x01, 't', 0x00};
 	uint8_t out[sizeof(want)];
-	assert_int_equal(mqttpkt_publish0(out, "t", 1, NULL, 0), sizeof(want));
+	assert_int_equal(mqttpkt_publish(out, "t", 1, NULL, 0, 0, 0, false), sizeof(want));
 	assert_memory_equal(out, want, sizeof(want));
 }
 
@@ -54,13 +54,13 @@ static void test_remaining_length_encodings(void **state)
 					  16370, 16375, 16380, 20000, 3000000};
 	for (size_t k = 0; k < sizeof(payloads) / sizeof(payloads[0]); k++) {
 		size_t len = payloads[k];
-		size_t size = mqttpkt_publish0_size(5, len);
+		size_t size = mqttpkt_publish_size(5, len, 0);
 		uint8_t *out = malloc(size);
 		char *payload = calloc(1, len + 1);
 		assert_non_null(out);
 		assert_non_null(payload);
 		memset(payload, 'x', len);
-		assert_int_equal(mqttpkt_publish0(out, "ab/cd", 5, payload, len), size);
+		assert_int_equal(mqttpkt_publish(out, "ab/cd", 5, payload, len, 0, 0, false), size);
 		size_t hdr;
 		size_t rem = remaining(out, &hdr);
 		assert_int_equal(hdr + rem, size);
@@ -78,12 +78,12 @@ static void test_remaining_length_encodings(void **state)
 static void test_impossible_sizes(void **state)
 {
 	uint8_t out[8];
-	assert_int_equal(mqttpkt_publish0_size(65536, 0), 0);
-	assert_int_equal(mqttpkt_publish0_size(65535, 0), 1 + 3 + 65538);
+	assert_int_equal(mqttpkt_publish_size(65536, 0, 0), 0);
+	assert_int_equal(mqttpkt_publish_size(65535, 0, 0), 1 + 3 + 65538);
 	/* the remaining length has at most four bytes: 268435455 */
-	assert_int_equal(mqttpkt_publish0_size(1, 268435455 - 4), 1 + 4 + 268435455);
-	assert_int_equal(mqttpkt_publish0_size(1, 268435455 - 3), 0);
-	assert_int_equal(mqttpkt_publish0(out, "t", 65536, NULL, 0), 0);
+	assert_int_equal(mqttpkt_publish_size(1, 268435455 - 4, 0), 1 + 4 + 268435455);
+	assert_int_equal(mqttpkt_publish_size(1, 268435455 - 3, 0), 0);
+	assert_int_equal(mqttpkt_publish(out, "t", 65536, NULL, 0, 0, 0, false), 0);
 }
 
 static void test_qos1_publish_bytes(void **state)
