@@ -409,9 +409,9 @@ def main():
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "kernel": os.uname().release,
                     "shared": True,
-                    "note": "a shared 2-core machine (other engineers' tests ran meanwhile): "
-                            "absolute numbers are noisy; compare the ratios of the "
-                            "alternated runs", "loadavg_before": load_before},
+                    "note": "A 2-vCPU VM on a shared host: absolute numbers are noisy; "
+                            "compare the ratios of the alternated runs (the load average "
+                            "before and after is recorded)", "loadavg_before": load_before},
            "git": git_rev(), "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU,
            "nice": args.nice,
            "runs": {}, "figures": {}}
