@@ -160,8 +160,9 @@ check: deps
 check-unit: all
 	@tools/run-unit.sh $(BUILD)
 
+# the 15 slowest tests are listed at the end: where the time of `make check` goes
 check-integration: all
-	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/integration
+	LABGW_BUILD=$(BUILD) $(PYTHON) -m pytest -q --durations=15 tests/integration
 
 # The console and the kiosk in Debian's Chromium (headless, through npm's
 # playwright-core) against labgwd with sim radios; screenshots land in
