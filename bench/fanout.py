@@ -20,10 +20,9 @@ pinned to core 1 and the load generator (build/tools/labgw-load) to core 0:
 - P6 MQTT publish rate to a broker, QoS 0 and 1: labgwd's bridge fed by the
   sim radio at rising rates against mosquitto_pub -l with P6_PUB_LINES
   messages of the size of labgwd's MQTT messages, on a topic labgwd
-  published (the broker's cost per message grows with the topic's levels);
-  its rate counts the messages the broker received ($SYS), not the lines
-  given to it. The broker
-  admits P6_RECEIVE_MAX QoS 1 messages in flight per client (mosquitto's
+  published (the broker's matching work is the same); its rate counts the
+  messages the broker received ($SYS), not the lines given to it. The
+  broker admits P6_RECEIVE_MAX QoS 1 messages in flight per client (mosquitto's
   max_inflight_messages, sent as MQTT v5 receive maximum); both keep up to
   512 in flight (labgwd's bridge, mosquitto_pub -M 512).
   labgwd's QoS 1 rate under mosquitto's default of 20 is measured too.
@@ -67,7 +66,7 @@ P6_RECEIVE_MAX = 1000
 # P6: lines per mosquitto_pub run. mosquitto_pub -l (2.0.11) disconnects at
 # the first PUBACK that carries the last line's packet id: past 65,535
 # lines the ids wrap and it stops early (with 100,000 lines at QoS 1 the
-# broker received 34,470) and exits 0. Below the wrap it sends all.
+# broker received about 34,470) and exits 0. Below the wrap it sends all.
 P6_PUB_LINES = 60000
 SYS_RECEIVED = "$SYS/broker/publish/messages/received"
 
